@@ -1,0 +1,211 @@
+"""Convolution: the deep-learning layer (`conv2d`) and the textbook operations (`convolve`, `correlate`).
+
+Deep learning's "convolution" is cross-correlation: the kernel slides over the input unflipped,
+and each output is the sum of products under it (seed §2.1). True convolution flips the kernel
+first, (f * g)[m] = Σ_i f[m - i] g[i]; `convolve` does that, `correlate` does not.
+"""
+
+from __future__ import annotations
+
+from minicnn.autograd import Function, Tensor
+from minicnn.backend import get_array_module
+from minicnn.functional.shape import getitem
+from minicnn.functional.sizes import conv_output_size, pair
+from minicnn.kernels import kernels_for
+
+
+class Conv2d(Function):
+    """2-D cross-correlation of a batch of images with a bank of filters.
+
+    x: (N, C_in, H, W), weight: (C_out, C_in/groups, kH, kW), bias: (C_out,) or None
+    -> (N, C_out, oH, oW), oH = floor((H + top + bottom - dH*(kH-1) - 1) / sH) + 1, likewise oW.
+
+    pads: (top, bottom, left, right) zeros around each image.
+
+    The padded input is viewed as windows (no copy), gathered once into an im2col matrix
+    (N*oH*oW rows of C_in/groups*kH*kW values per group) and multiplied by the filters in one BLAS
+    product per group. Backward reuses the same matrices: the weight gradient is their product with
+    the output gradient; the input gradient multiplies the output gradient by the filters and folds
+    the windows back with col2im.
+    """
+
+    def __init__(self, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+        self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+
+    def forward(self, x, weight, bias=None):
+        xp = get_array_module(x)
+        kernels = kernels_for(x)
+        n, c, h, w = x.shape
+        out_channels, group_channels, kh, kw = weight.shape
+        groups = self.groups
+        top, bottom, left, right = self.pads
+        oh = conv_output_size(h, kh, self.stride[0], top + bottom, self.dilation[0])
+        ow = conv_output_size(w, kw, self.stride[1], left + right, self.dilation[1])
+        padded = kernels.pad2d(x, self.pads)
+        win = kernels.windows(padded, (kh, kw), self.stride, self.dilation, (oh, ow))
+        cols = (
+            win.reshape(n, groups, group_channels, oh, ow, kh, kw)
+            .transpose(1, 0, 3, 4, 2, 5, 6)
+            .reshape(groups, n * oh * ow, group_channels * kh * kw)
+        )
+        filters = weight.reshape(groups, out_channels // groups, group_channels * kh * kw)
+        y = xp.matmul(cols, filters.transpose(0, 2, 1))
+        y = y.reshape(groups, n, oh, ow, out_channels // groups).transpose(1, 0, 4, 2, 3)
+        y = y.reshape(n, out_channels, oh, ow)
+        if bias is not None:
+            y += bias.reshape(1, out_channels, 1, 1)
+        self.save_for_backward(
+            filters if self.needs_input_grad[0] else None, cols if self.needs_input_grad[1] else None
+        )
+        self.geometry = (padded.shape, weight.shape, oh, ow)
+        return y
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        filters, cols = self.saved
+        padded_shape, weight_shape, oh, ow = self.geometry
+        n, c = padded_shape[:2]
+        out_channels, group_channels, kh, kw = weight_shape
+        groups = self.groups
+        g_rows = (
+            g.reshape(n, groups, out_channels // groups, oh, ow)
+            .transpose(1, 0, 3, 4, 2)
+            .reshape(groups, n * oh * ow, out_channels // groups)
+        )
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            g_cols = xp.matmul(g_rows, filters)
+            g_cols = (
+                g_cols.reshape(groups, n, oh, ow, group_channels, kh, kw)
+                .transpose(1, 0, 4, 2, 3, 5, 6)
+                .reshape(n, c, oh, ow, kh, kw)
+            )
+            kernels = kernels_for(g)
+            gx = kernels.unpad2d(kernels.col2im(g_cols, padded_shape, self.stride, self.dilation), self.pads)
+        if self.needs_input_grad[1]:
+            gw = xp.matmul(g_rows.transpose(0, 2, 1), cols).reshape(weight_shape)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            gb = g.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """Cross-correlate a batch of images with filters: the convolution layer.
+
+    x: (N, C_in, H, W); weight: (C_out, C_in/groups, kH, kW); bias: (C_out,) or None.
+    padding: an int, a pair (pH, pW), or
+      'valid' (none: oH = H - kH + 1),
+      'same'  (stride 1 only; output keeps H×W; an odd total goes one more to the bottom/right),
+      'full'  (dilation*(k-1) on every side: oH = H + kH - 1).
+    Returns (N, C_out, oH, oW) with oH = floor((H + 2*pH - dilation*(kH-1) - 1) / stride) + 1.
+    """
+    stride, dilation = pair(stride, "conv2d stride"), pair(dilation, "conv2d dilation")
+    _check_conv_shapes(x, weight, bias, groups)
+    kernel = tuple(weight.shape[2:])
+    pads = conv_padding(padding, kernel, stride, dilation)
+    for axis, (size, k, s, d, total) in enumerate(
+        zip(x.shape[2:], kernel, stride, dilation, (pads[0] + pads[1], pads[2] + pads[3]))
+    ):
+        if conv_output_size(size, k, s, total, d) < 1:
+            raise ValueError(
+                f"conv2d: kernel {kernel[0]}x{kernel[1]} (dilation {dilation}) is larger than the padded "
+                f"input {tuple(x.shape[2:])} + padding {pads}: use a smaller kernel or more padding"
+            )
+    if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
+        raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be at least 1")
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d(stride, pads, dilation, groups)(*inputs)
+
+
+def _check_conv_shapes(x, weight, bias, groups) -> None:
+    if x.ndim != 4:
+        hint = "; for one image add a batch axis: x.reshape(1, *x.shape)" if x.ndim == 3 else ""
+        raise ValueError(f"conv2d: input must be (N, C, H, W), got shape {tuple(x.shape)}{hint}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: weight must be (C_out, C_in/groups, kH, kW), got shape {tuple(weight.shape)}")
+    if groups < 1 or weight.shape[0] % groups:
+        raise ValueError(f"conv2d: groups={groups} must be positive and divide C_out={weight.shape[0]}")
+    if x.shape[1] != weight.shape[1] * groups:
+        raise ValueError(
+            f"conv2d: input has {x.shape[1]} channels (shape {tuple(x.shape)}) but weight "
+            f"{tuple(weight.shape)} with groups={groups} expects {weight.shape[1] * groups}"
+        )
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+
+
+def conv_padding(padding, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+    """Resolve a padding spec into (top, bottom, left, right)."""
+    if isinstance(padding, str):
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "full":
+            return (totals[0], totals[0], totals[1], totals[1])
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"conv2d: padding='same' needs stride 1, got {stride}; give the padding as numbers")
+            return (totals[0] // 2, totals[0] - totals[0] // 2, totals[1] // 2, totals[1] - totals[1] // 2)
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'valid', 'same' or 'full', got {padding!r}")
+    ph, pw = pair(padding, "conv2d padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"conv2d: padding must be non-negative, got {padding}")
+    return (ph, ph, pw, pw)
+
+
+def correlate(x, k, mode: str = "full") -> Tensor:
+    """Slide `k` over `x` without flipping it: out[m] = Σ_i x[m + i] k[i] (cross-correlation).
+
+    1-D arrays follow numpy.correlate, 2-D arrays scipy.signal.correlate2d:
+    'full' (every overlap: M + K - 1), 'valid' (full overlaps only: |M - K| + 1),
+    'same' (1-D: max(M, K) values; 2-D: x's shape; centred on 'full').
+    """
+    return _sliding_product(x, k, mode, flipped=False)
+
+
+def convolve(x, k, mode: str = "full") -> Tensor:
+    """True convolution: flip `k`, then slide it: out[m] = Σ_i x[m - i] k[i] (the seed's formula).
+
+    1-D arrays follow numpy.convolve, 2-D arrays scipy.signal.convolve2d; modes as in `correlate`.
+    The seed's example: convolve([0, 1, 2, -1, 3], [1, 1, 0], 'valid') = [3, 1, 2].
+    """
+    return _sliding_product(x, k, mode, flipped=True)
+
+
+def _sliding_product(x, k, mode, flipped: bool) -> Tensor:
+    name = "convolve" if flipped else "correlate"
+    if x.ndim != k.ndim or x.ndim not in (1, 2):
+        raise ValueError(f"{name}: needs two 1-D or two 2-D arrays, got shapes {tuple(x.shape)} and {tuple(k.shape)}")
+    if mode not in ("full", "valid", "same"):
+        raise ValueError(f"{name}: mode must be 'full', 'valid' or 'same', got {mode!r}")
+    if mode == "valid" and x.ndim == 2:
+        x_covers_k = all(m >= n for m, n in zip(x.shape, k.shape))
+        k_covers_x = all(m <= n for m, n in zip(x.shape, k.shape))
+        if not (x_covers_k or k_covers_x):
+            raise ValueError(
+                f"{name}: mode 'valid' needs one array at least as large as the other in every "
+                f"dimension, got {tuple(x.shape)} and {tuple(k.shape)}"
+            )
+    pads = []
+    for m, n in zip(x.shape, k.shape):
+        start, length = _mode_window(m, n, mode, one_d=x.ndim == 1, flipped=flipped)
+        pads += [n - 1 - start, start + length - m]
+    if x.ndim == 1:
+        pads = [0, 0] + pads
+    if flipped:
+        k = getitem(k, (slice(None, None, -1),) * k.ndim)
+    x4 = x.reshape((1, 1) + (1,) * (2 - x.ndim) + tuple(x.shape))
+    k4 = k.reshape((1, 1) + (1,) * (2 - k.ndim) + tuple(k.shape))
+    y = Conv2d(pads=tuple(pads))(x4, k4)
+    return y.reshape(y.shape[4 - x.ndim :])
+
+
+def _mode_window(m: int, n: int, mode: str, one_d: bool, flipped: bool) -> tuple[int, int]:
+    """Where the requested mode sits in the 'full' result along one axis: (start, length)."""
+    if mode == "full":
+        return 0, m + n - 1
+    if mode == "valid":
+        return min(m, n) - 1, abs(m - n) + 1
+    if one_d:  # numpy: the longer length, centred the same way for convolve and correlate
+        return (min(m, n) - 1) // 2, max(m, n)
+    return ((n - 1) // 2 if flipped else n // 2), m  # scipy: x's size; correlate centres one later

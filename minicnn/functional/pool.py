@@ -1,0 +1,173 @@
+"""Pooling: summarise each window of a feature map by its maximum or its mean (seed, 池化层).
+
+Windows are read through the same zero-copy view as convolution; output sizes, padding rules and
+defaults (stride = kernel size, floor mode) are PyTorch's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.autograd import Function, Tensor
+from minicnn.backend import get_array_module
+from minicnn.functional.sizes import pair, pool_output_size
+from minicnn.kernels import kernels_for
+
+
+class _WindowPool(Function):
+    """Shared geometry for max and average pooling over (N, C, H, W) inputs."""
+
+    fill = 0.0
+
+    def __init__(self, kernel, stride, padding, ceil_mode):
+        self.kernel, self.stride, self.padding, self.ceil_mode = kernel, stride, padding, ceil_mode
+
+    def _windows(self, x):
+        """x: (N, C, H, W) -> windows (N, C, oH, oW, kH, kW) over the padded input."""
+        kernels = kernels_for(x)
+        out, pads = [], []
+        for size, k, s, p in zip(x.shape[2:], self.kernel, self.stride, self.padding):
+            o = pool_output_size(size, k, s, p, self.ceil_mode)
+            out.append(o)
+            pads += [p, max(p, (o - 1) * s + k - size - p)]  # ceil_mode's last window may overhang
+        self.pads = tuple(pads)
+        padded = kernels.pad2d(x, self.pads, self.fill)
+        self.padded_shape, self.out_size = padded.shape, tuple(out)
+        return kernels.windows(padded, self.kernel, self.stride, (1, 1), self.out_size)
+
+    def _fold(self, g_cols):
+        """Window gradients (N, C, oH, oW, kH, kW) -> input gradient (N, C, H, W)."""
+        kernels = kernels_for(g_cols)
+        return kernels.unpad2d(kernels.col2im(g_cols, self.padded_shape, self.stride, (1, 1)), self.pads)
+
+
+class MaxPool2d(_WindowPool):
+    """Largest value in each window; the gradient goes to that value's position.
+
+    x: (N, C, H, W) -> (N, C, oH, oW). Ties: the gradient goes to the FIRST maximum in the window
+    in row-major order (top row first, then left to right), like PyTorch on the CPU; a NaN counts as
+    the maximum. Padding is -inf, so it is never chosen.
+    """
+
+    fill = -np.inf
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        win = self._windows(x)
+        flat = win.reshape(win.shape[:4] + (-1,))
+        index = flat.argmax(axis=-1)[..., None]
+        self.save_for_backward(index)
+        return xp.take_along_axis(flat, index, axis=-1)[..., 0]
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        (index,) = self.saved
+        g_cols = xp.zeros(g.shape + (self.kernel[0] * self.kernel[1],), dtype=g.dtype)
+        xp.put_along_axis(g_cols, index, g[..., None], axis=-1)
+        return self._fold(g_cols.reshape(g.shape + self.kernel))
+
+
+class AvgPool2d(_WindowPool):
+    """Mean of each window. x: (N, C, H, W) -> (N, C, oH, oW).
+
+    count_include_pad=True divides by the window's cells inside the padded input (zeros counted);
+    False divides by the cells inside the real input only. Cells of a ceil_mode window that hang
+    past the padding are never counted.
+    """
+
+    def __init__(self, kernel, stride, padding, ceil_mode, count_include_pad):
+        super().__init__(kernel, stride, padding, ceil_mode)
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        sums = self._windows(x).sum(axis=(4, 5))
+        counts = [self._counts(size, o, k, s, p) for size, o, k, s, p in zip(x.shape[2:], self.out_size, self.kernel, self.stride, self.padding)]
+        self.divisor = xp.asarray(np.outer(*counts), dtype=x.dtype)
+        return sums / self.divisor
+
+    def _counts(self, size, out, kernel, stride, padding):
+        starts = np.arange(out) * stride - padding
+        ends = np.minimum(starts + kernel, size + padding)
+        if self.count_include_pad:
+            return ends - starts
+        return np.minimum(ends, size) - np.maximum(starts, 0)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        per_cell = (g / self.divisor)[..., None, None]
+        return self._fold(xp.broadcast_to(per_cell, g.shape + self.kernel))
+
+
+class AdaptiveAvgPool2d(Function):
+    """Average into a fixed output grid whatever the input size.
+
+    Output cell i along an axis of length L averages input positions floor(i*L/o) to
+    ceil((i+1)*L/o) - 1 (PyTorch's bins). That is a linear map per axis, so
+    y = P_h @ x @ P_w^T with P the (o, L) averaging matrices, and the gradient is P_h^T g P_w.
+    """
+
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.rows = xp.asarray(_bin_matrix(x.shape[2], self.output_size[0]), dtype=x.dtype)
+        self.columns = xp.asarray(_bin_matrix(x.shape[3], self.output_size[1]), dtype=x.dtype)
+        return self.rows @ x @ self.columns.T
+
+    def backward(self, g):
+        return self.rows.T @ g @ self.columns
+
+
+def _bin_matrix(size: int, out: int) -> np.ndarray:
+    """(out, size) matrix whose row i averages adaptive bin i."""
+    i = np.arange(out)
+    starts, ends = (i * size) // out, -((-(i + 1) * size) // out)
+    positions = np.arange(size)
+    inside = (positions >= starts[:, None]) & (positions < ends[:, None])
+    return inside / (ends - starts)[:, None]
+
+
+def _pool_settings(name, x, kernel_size, stride, padding):
+    if x.ndim != 4:
+        raise ValueError(f"{name}: input must be (N, C, H, W), got shape {tuple(x.shape)}")
+    kernel = pair(kernel_size, f"{name} kernel_size")
+    stride = kernel if stride is None else pair(stride, f"{name} stride")
+    padding = pair(padding, f"{name} padding")
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"{name}: kernel {kernel} and stride {stride} must be positive, padding {padding} non-negative")
+    if any(2 * p > k for p, k in zip(padding, kernel)):
+        raise ValueError(f"{name}: padding {padding} must be at most half the kernel {kernel}")
+    for size, k, p in zip(x.shape[2:], kernel, padding):
+        if size + 2 * p < k:
+            raise ValueError(
+                f"{name}: kernel {kernel} is larger than the input {tuple(x.shape[2:])} padded by {padding}"
+            )
+    return kernel, stride, padding
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Tensor:
+    """Max pooling. x: (N, C, H, W) -> (N, C, oH, oW), stride defaulting to kernel_size:
+    2x2 with stride 2 halves each side. oH = floor((H + 2p - k) / s) + 1 (ceil with ceil_mode).
+    The gradient of a window goes to its first maximum (row-major order)."""
+    kernel, stride, padding = _pool_settings("max_pool2d", x, kernel_size, stride, padding)
+    return MaxPool2d(kernel, stride, padding, ceil_mode)(x)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Average pooling. x: (N, C, H, W) -> (N, C, oH, oW); sizes as in max_pool2d."""
+    kernel, stride, padding = _pool_settings("avg_pool2d", x, kernel_size, stride, padding)
+    return AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad)(x)
+
+
+def adaptive_avg_pool2d(x, output_size) -> Tensor:
+    """Average pooling to a fixed (oH, oW) grid, whatever H and W; None keeps that side's size.
+    x: (N, C, H, W) -> (N, C, oH, oW). (1, 1) is global average pooling (GoogLeNet, ResNet)."""
+    if x.ndim != 4:
+        raise ValueError(f"adaptive_avg_pool2d: input must be (N, C, H, W), got shape {tuple(x.shape)}")
+    sizes = (output_size, output_size) if isinstance(output_size, int) or output_size is None else tuple(output_size)
+    sizes = tuple(x.shape[2 + i] if s is None else int(s) for i, s in enumerate(sizes))
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size!r}")
+    return AdaptiveAvgPool2d(sizes)(x)

@@ -1,0 +1,65 @@
+"""Array-level window kernels for convolution and pooling, over NumPy arrays.
+
+`windows` is im2col without the copy: a strided view that shows every kH×kW window of every
+image at once. Convolution reshapes it into one matrix for one BLAS product; pooling reduces over
+its last two axes. `col2im` is the way back (each input element collects the gradient of every
+window it sits in); it loops over the kH·kW kernel offsets, never over positions or images.
+"""
+
+from __future__ import annotations
+
+from minicnn.backend import get_array_module
+
+
+def pad2d(x, pads: tuple, value: float = 0.0):
+    """Pad the last two axes. x: (N, C, H, W); pads: (top, bottom, left, right) -> (N, C, H+t+b, W+l+r)."""
+    if not any(pads):
+        return x
+    top, bottom, left, right = pads
+    xp = get_array_module(x)
+    padded = xp.full(x.shape[:2] + (x.shape[2] + top + bottom, x.shape[3] + left + right), value, dtype=x.dtype)
+    padded[:, :, top : top + x.shape[2], left : left + x.shape[3]] = x
+    return padded
+
+
+def unpad2d(x, pads: tuple):
+    """Crop what `pad2d` added (a view)."""
+    top, bottom, left, right = pads
+    return x[:, :, top : x.shape[2] - bottom, left : x.shape[3] - right]
+
+
+def windows(x, kernel: tuple, stride: tuple, dilation: tuple, out_size: tuple):
+    """Every window as a zero-copy view.
+
+    x: (N, C, H, W), already padded -> (N, C, oH, oW, kH, kW) where
+    view[n, c, i, j, a, b] = x[n, c, i*sH + a*dH, j*sW + b*dW].
+    """
+    xp = get_array_module(x)
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    if (oh - 1) * sh + (kh - 1) * dh >= x.shape[2] or (ow - 1) * sw + (kw - 1) * dw >= x.shape[3]:
+        raise ValueError(f"windows: {out_size} windows of {kernel} do not fit in {x.shape[2:]}")
+    n_s, c_s, h_s, w_s = x.strides
+    return xp.lib.stride_tricks.as_strided(
+        x,
+        shape=(x.shape[0], x.shape[1], oh, ow, kh, kw),
+        strides=(n_s, c_s, h_s * sh, w_s * sw, h_s * dh, w_s * dw),
+        writeable=False,
+    )
+
+
+def col2im(cols, shape: tuple, stride: tuple, dilation: tuple):
+    """Sum each window's values back onto the positions it was read from.
+
+    cols: (N, C, oH, oW, kH, kW) -> (N, C, H, W) with `shape` the padded input's shape; the adjoint
+    of `windows`, so it is the input gradient of any op that reads windows.
+    """
+    xp = get_array_module(cols)
+    _, _, oh, ow, kh, kw = cols.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    out = xp.zeros(shape, dtype=cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            rows = slice(a * dh, a * dh + (oh - 1) * sh + 1, sh)
+            columns = slice(b * dw, b * dw + (ow - 1) * sw + 1, sw)
+            out[:, :, rows, columns] += cols[:, :, :, :, a, b]
+    return out
