@@ -221,8 +221,7 @@ class Function:
     Use `MyOp(settings)(*inputs)` or the one-line function that the functional module pairs with it.
     """
 
-    def __init__(self):
-        pass
+    saved: tuple = ()
 
     @property
     def name(self) -> str:

@@ -45,7 +45,7 @@ def device(spec: str | Device | None = None) -> Device:
         return CPU
     if kind in ("cuda", "gpu"):
         if index and not index.isdigit():
-            raise DeviceError(f"bad device '{spec}': write 'cuda' or 'cuda:N' with N a GPU number")
+            raise DeviceError(f"bad device '{spec}': use 'cpu', 'cuda' or 'cuda:N' with N a GPU number")
         return Device("cuda", int(index) if index else 0)
     raise DeviceError(f"unknown device '{spec}': use 'cpu', 'cuda' or 'cuda:N'")
 

@@ -146,10 +146,10 @@ class MatMul(Function):
         a_shape, b_shape = self.shapes
         # Promote vectors to matrices so one rule covers every case, then drop the added axes.
         g2 = g
-        if len(a_shape) == 1:
-            g2 = xp.expand_dims(g2, -2)
         if len(b_shape) == 1:
             g2 = xp.expand_dims(g2, -1)
+        if len(a_shape) == 1:
+            g2 = xp.expand_dims(g2, -2)
         ga = gb = None
         if self.needs_input_grad[0]:
             b2 = b.reshape(-1, 1) if b.ndim == 1 else b

@@ -1,0 +1,273 @@
+"""The engine: graph recording, topological backward, freeing, no_grad, devices, debug mode."""
+
+import logging
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn.autograd import Function
+
+
+def test_tensor_defaults_to_float32_for_python_numbers():
+    assert mc.tensor([1.0, 2.0]).dtype == np.float32
+    assert mc.tensor(3.5).dtype == np.float32
+    assert mc.tensor([1, 2]).dtype.kind == "i"
+
+
+def test_tensor_keeps_numpy_dtype_and_copies():
+    data = np.arange(4.0)
+    t = mc.tensor(data)
+    assert t.dtype == np.float64
+    data[0] = 100.0
+    assert t.numpy()[0] == 0.0
+
+
+def test_tensor_explicit_dtype():
+    assert mc.tensor([1, 2], dtype=np.float64).dtype == np.float64
+
+
+def test_tensor_properties():
+    t = mc.tensor(np.zeros((2, 3, 4)), requires_grad=True)
+    assert t.shape == (2, 3, 4) and t.ndim == 3 and t.numel() == 24 and len(t) == 2
+    assert t.device == mc.device("cpu") and str(t.device) == "cpu"
+    assert t.requires_grad and t.is_leaf and t.grad is None
+
+
+def test_integer_tensor_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        mc.tensor([1, 2], requires_grad=True)
+
+
+def test_item_and_its_error():
+    assert mc.tensor([[2.5]]).item() == 2.5
+    with pytest.raises(ValueError, match="one element"):
+        mc.tensor([1.0, 2.0]).item()
+
+
+def test_backward_of_a_product_and_sum():
+    x = mc.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = mc.tensor([4.0, 5.0, 6.0], requires_grad=True)
+    (x * y + x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 6.0, 7.0])
+    np.testing.assert_allclose(y.grad.numpy(), [1.0, 2.0, 3.0])
+
+
+def test_diamond_graph_adds_both_paths():
+    # z = a*b + a*c with b = a^2, c = 3a: dz/da = b + a*2a + c + 3a = 3a^2 + 6a
+    a = mc.tensor(2.0, requires_grad=True)
+    b = a * a
+    c = a * 3.0
+    (a * b + a * c).backward()
+    assert a.grad.item() == pytest.approx(3 * 4 + 6 * 2)
+
+
+def test_same_input_used_twice():
+    x = mc.tensor([3.0], requires_grad=True)
+    (x * x).sum().backward()
+    assert x.grad.item() == 6.0
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    (x * 2.0).sum().backward()
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 5.0])
+
+
+def test_leaf_grads_do_not_alias_each_other():
+    a = mc.tensor([1.0], requires_grad=True)
+    b = mc.tensor([2.0], requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.data += 10.0
+    assert b.grad.item() == 1.0
+
+
+def test_long_chain_needs_no_recursion():
+    x = mc.tensor(1.0, requires_grad=True, dtype=np.float64)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0001
+    y.backward()
+    assert x.grad.item() == pytest.approx(1.0001**5000)
+
+
+def test_graph_is_freed_after_backward():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_backward_frees_saved_arrays():
+    x = mc.tensor(np.ones(3), requires_grad=True)
+    y = x * x
+    node = y.creator
+    assert any(a is not None for a in node.saved)
+    y.sum().backward()
+    assert node.saved == () and node.parents == ()
+
+
+def test_nodes_do_not_keep_intermediate_tensors():
+    x = mc.tensor(np.ones(3), requires_grad=True)
+    hidden = x * 2.0
+    y = hidden + 1.0  # add saves nothing
+    assert all(not isinstance(p, mc.Tensor) or p is x for p in y.creator.parents)
+    assert y.creator.saved == ()
+
+
+def test_only_needed_gradients_are_computed():
+    calls = []
+
+    class Spy(Function):
+        def forward(self, a, b):
+            return a * b
+
+        def backward(self, g):
+            calls.append(self.needs_input_grad)
+            return (g if self.needs_input_grad[0] else None, g if self.needs_input_grad[1] else None)
+
+    x = mc.tensor([1.0], requires_grad=True)
+    Spy()(x, mc.tensor([2.0])).sum().backward()
+    assert calls == [(True, False)]
+
+
+def test_backward_needs_grad_for_non_scalar():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="one-element"):
+        (x * 2.0).backward()
+    (x * 2.0).backward(np.array([1.0, -1.0], dtype=np.float32))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, -2.0])
+
+
+def test_backward_on_tensor_without_grad_is_an_error():
+    with pytest.raises(RuntimeError, match="requires_grad=True"):
+        mc.tensor([1.0]).sum().backward()
+
+
+def test_wrong_gradient_shape_from_a_function_is_reported():
+    class Broken(Function):
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, g):
+            return g.sum()
+
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="Broken.backward returned a gradient of shape"):
+        Broken()(x).sum().backward()
+
+
+def test_no_grad_context_and_decorator():
+    x = mc.tensor([1.0], requires_grad=True)
+    with mc.no_grad():
+        y = x * 2.0
+        assert not mc.is_grad_enabled()
+    assert mc.is_grad_enabled()
+    assert not y.requires_grad and y.creator is None
+
+    @mc.no_grad()
+    def evaluate(t):
+        return t * 3.0
+
+    assert not evaluate(x).requires_grad and mc.is_grad_enabled()
+
+
+def test_no_grad_restores_state_after_an_exception():
+    with pytest.raises(ValueError):
+        with mc.no_grad():
+            raise ValueError
+    assert mc.is_grad_enabled()
+
+
+def test_detach_cuts_the_graph_and_shares_memory():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    d = (x * 2.0).detach()
+    assert not d.requires_grad and d.creator is None
+    y = x * 2.0
+    assert np.shares_memory(y.detach().data, y.data)
+
+
+def test_numpy_array_on_the_left_defers_to_tensor():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    y = np.array([3.0, 4.0], dtype=np.float32) * x
+    assert isinstance(y, mc.Tensor)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 4.0])
+
+
+def test_python_scalars_keep_float32():
+    x = mc.tensor([1.0, 2.0])
+    assert (x * 2.5).dtype == np.float32
+    assert (1.0 - x).dtype == np.float32
+    assert (x**2).dtype == np.float32
+
+
+def test_comparisons_are_elementwise_and_not_differentiable():
+    x = mc.tensor([1.0, 5.0, 3.0], requires_grad=True)
+    assert (x > 2.0).numpy().tolist() == [False, True, True]
+    assert (x == 5.0).numpy().tolist() == [False, True, False]
+    assert not (x > 2.0).requires_grad
+    assert x.argmax().item() == 1
+    assert {x: 1}[x] == 1  # still hashable
+
+
+def test_repr_is_readable():
+    text = repr(mc.tensor([1.0, 2.0], requires_grad=True))
+    assert text.startswith("tensor([1., 2.]") and "requires_grad=True" in text
+    assert "grad_fn=Mul" in repr(mc.tensor([1.0], requires_grad=True) * 2.0)
+
+
+def test_to_cpu_is_identity():
+    x = mc.tensor([1.0])
+    assert x.to("cpu") is x
+
+
+def test_cuda_without_cupy_is_a_clear_error():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(mc.DeviceError, match="CuPy is not installed"):
+            mc.tensor([1.0], device="cuda")
+    else:
+        pytest.skip("CuPy is installed here; the GPU suite covers devices")
+
+
+def test_mixing_devices_names_op_and_devices(monkeypatch):
+    # No GPU here: make one tensor report another device, which is all the check looks at.
+    x, other = mc.tensor([1.0]), mc.tensor([1.0])
+    real = mc.Tensor.device
+    monkeypatch.setattr(mc.Tensor, "device", property(lambda t: mc.device("cuda:1") if t is other else real.fget(t)))
+    with pytest.raises(mc.DeviceError, match=r"Add: inputs are on different devices \(cpu and cuda:1\)"):
+        x + other
+
+
+def test_debug_level_1_logs_each_op(caplog):
+    mc.set_debug(1)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="minicnn"):
+            F.relu(mc.tensor(np.ones((2, 3))))
+    finally:
+        mc.set_debug(0)
+    assert any("ReLU" in r.getMessage() and "(2, 3)" in r.getMessage() for r in caplog.records)
+
+
+def test_debug_level_2_stops_at_first_nan():
+    mc.set_debug(2)
+    try:
+        x = mc.tensor([1.0, -1.0])
+        with pytest.raises(FloatingPointError, match="Log produced NaN"):
+            with np.errstate(invalid="ignore"):
+                F.log(x)
+    finally:
+        mc.set_debug(0)
