@@ -22,11 +22,11 @@ class Conv2d(Function):
 
     pads: (top, bottom, left, right) zeros around each image.
 
-    The padded input is viewed as windows (no copy), gathered once into an im2col matrix
-    (N*oH*oW rows of C_in/groups*kH*kW values per group) and multiplied by the filters in one BLAS
-    product per group. Backward reuses the same matrices: the weight gradient is their product with
-    the output gradient; the input gradient multiplies the output gradient by the filters and folds
-    the windows back with col2im.
+    The padded input is viewed as windows (no copy) and gathered once into a channel-major im2col
+    matrix, cols: (groups, C_in/groups*kH*kW, N*oH*oW), whose rows read contiguous image rows.
+    Then one BLAS product per group: filters (groups, C_out/groups, C_in/groups*kH*kW) @ cols.
+    Backward reuses both: weight gradient = g @ cols^T; input gradient = filters^T @ g, folded
+    back onto the image by col2im.
     """
 
     def __init__(self, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
@@ -43,15 +43,10 @@ class Conv2d(Function):
         ow = conv_output_size(w, kw, self.stride[1], left + right, self.dilation[1])
         padded = kernels.pad2d(x, self.pads)
         win = kernels.windows(padded, (kh, kw), self.stride, self.dilation, (oh, ow))
-        cols = (
-            win.reshape(n, groups, group_channels, oh, ow, kh, kw)
-            .transpose(1, 0, 3, 4, 2, 5, 6)
-            .reshape(groups, n * oh * ow, group_channels * kh * kw)
-        )
+        cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(groups, group_channels * kh * kw, n * oh * ow)
         filters = weight.reshape(groups, out_channels // groups, group_channels * kh * kw)
-        y = xp.matmul(cols, filters.transpose(0, 2, 1))
-        y = y.reshape(groups, n, oh, ow, out_channels // groups).transpose(1, 0, 4, 2, 3)
-        y = y.reshape(n, out_channels, oh, ow)
+        y = xp.matmul(filters, cols).reshape(out_channels, n, oh, ow).transpose(1, 0, 2, 3)
+        y = xp.ascontiguousarray(y)
         if bias is not None:
             y += bias.reshape(1, out_channels, 1, 1)
         self.save_for_backward(
@@ -66,24 +61,16 @@ class Conv2d(Function):
         padded_shape, weight_shape, oh, ow = self.geometry
         n, c = padded_shape[:2]
         out_channels, group_channels, kh, kw = weight_shape
-        groups = self.groups
-        g_rows = (
-            g.reshape(n, groups, out_channels // groups, oh, ow)
-            .transpose(1, 0, 3, 4, 2)
-            .reshape(groups, n * oh * ow, out_channels // groups)
-        )
+        g_rows = g.transpose(1, 0, 2, 3).reshape(self.groups, out_channels // self.groups, n * oh * ow)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            g_cols = xp.matmul(g_rows, filters)
-            g_cols = (
-                g_cols.reshape(groups, n, oh, ow, group_channels, kh, kw)
-                .transpose(1, 0, 4, 2, 3, 5, 6)
-                .reshape(n, c, oh, ow, kh, kw)
-            )
+            g_cols = xp.matmul(filters.transpose(0, 2, 1), g_rows).reshape(c, kh, kw, n, oh, ow)
             kernels = kernels_for(g)
-            gx = kernels.unpad2d(kernels.col2im(g_cols, padded_shape, self.stride, self.dilation), self.pads)
+            channel_major = (c, n) + tuple(padded_shape[2:])
+            gx = kernels.col2im(g_cols.transpose(1, 2, 0, 3, 4, 5), channel_major, self.stride, self.dilation)
+            gx = xp.ascontiguousarray(kernels.unpad2d(gx, self.pads).transpose(1, 0, 2, 3))
         if self.needs_input_grad[1]:
-            gw = xp.matmul(g_rows.transpose(0, 2, 1), cols).reshape(weight_shape)
+            gw = xp.matmul(g_rows, cols.transpose(0, 2, 1)).reshape(weight_shape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = g.sum(axis=(0, 2, 3))
         return gx, gw, gb
@@ -100,6 +87,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
     Returns (N, C_out, oH, oW) with oH = floor((H + 2*pH - dilation*(kH-1) - 1) / stride) + 1.
     """
     stride, dilation = pair(stride, "conv2d stride"), pair(dilation, "conv2d dilation")
+    if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
+        raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be at least 1")
     _check_conv_shapes(x, weight, bias, groups)
     kernel = tuple(weight.shape[2:])
     pads = conv_padding(padding, kernel, stride, dilation)
@@ -111,8 +100,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
                 f"conv2d: kernel {kernel[0]}x{kernel[1]} (dilation {dilation}) is larger than the padded "
                 f"input {tuple(x.shape[2:])} + padding {pads}: use a smaller kernel or more padding"
             )
-    if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
-        raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be at least 1")
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d(stride, pads, dilation, groups)(*inputs)
 
@@ -206,6 +193,7 @@ def _mode_window(m: int, n: int, mode: str, one_d: bool, flipped: bool) -> tuple
         return 0, m + n - 1
     if mode == "valid":
         return min(m, n) - 1, abs(m - n) + 1
-    if one_d:  # numpy: the longer length, centred the same way for convolve and correlate
-        return (min(m, n) - 1) // 2, max(m, n)
+    if one_d:  # numpy: the longer length; numpy.correlate with a longer kernel reverses a swapped
+        # correlation, which moves its centre to the other side
+        return (m // 2 if n > m and not flipped else (min(m, n) - 1) // 2), max(m, n)
     return ((n - 1) // 2 if flipped else n // 2), m  # scipy: x's size; correlate centres one later

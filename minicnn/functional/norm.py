@@ -32,7 +32,7 @@ class BatchNorm(Function):
                 self.running_mean[...] = (1 - m) * self.running_mean + m * mean
                 self.running_var[...] = (1 - m) * self.running_var + m * var * (n / max(n - 1, 1))
         else:
-            mean, var = self.running_mean, self.running_var
+            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
         inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
         x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
         self.save_for_backward(x_hat, inv_std, weight)

@@ -36,7 +36,7 @@ class _WindowPool(Function):
         return kernels.windows(padded, self.kernel, self.stride, (1, 1), self.out_size)
 
     def _fold(self, g_cols):
-        """Window gradients (N, C, oH, oW, kH, kW) -> input gradient (N, C, H, W)."""
+        """Window gradients (kH, kW, N, C, oH, oW) -> input gradient (N, C, H, W)."""
         kernels = kernels_for(g_cols)
         return kernels.unpad2d(kernels.col2im(g_cols, self.padded_shape, self.stride, (1, 1)), self.pads)
 
@@ -55,16 +55,16 @@ class MaxPool2d(_WindowPool):
         xp = get_array_module(x)
         win = self._windows(x)
         flat = win.reshape(win.shape[:4] + (-1,))
-        index = flat.argmax(axis=-1)[..., None]
-        self.save_for_backward(index)
-        return xp.take_along_axis(flat, index, axis=-1)[..., 0]
+        index = flat.argmax(axis=-1)
+        self.save_for_backward(index[None])
+        return xp.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
 
     def backward(self, g):
         xp = get_array_module(g)
         (index,) = self.saved
-        g_cols = xp.zeros(g.shape + (self.kernel[0] * self.kernel[1],), dtype=g.dtype)
-        xp.put_along_axis(g_cols, index, g[..., None], axis=-1)
-        return self._fold(g_cols.reshape(g.shape + self.kernel))
+        g_cols = xp.zeros((self.kernel[0] * self.kernel[1],) + g.shape, dtype=g.dtype)
+        xp.put_along_axis(g_cols, index, g[None], axis=0)
+        return self._fold(g_cols.reshape(self.kernel + g.shape))
 
 
 class AvgPool2d(_WindowPool):
@@ -95,8 +95,8 @@ class AvgPool2d(_WindowPool):
 
     def backward(self, g):
         xp = get_array_module(g)
-        per_cell = (g / self.divisor)[..., None, None]
-        return self._fold(xp.broadcast_to(per_cell, g.shape + self.kernel))
+        per_cell = g / self.divisor
+        return self._fold(xp.broadcast_to(per_cell, self.kernel + g.shape))
 
 
 class AdaptiveAvgPool2d(Function):

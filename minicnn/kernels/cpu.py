@@ -1,7 +1,7 @@
 """Array-level window kernels for convolution and pooling, over NumPy arrays.
 
 `windows` is im2col without the copy: a strided view that shows every kH×kW window of every
-image at once. Convolution reshapes it into one matrix for one BLAS product; pooling reduces over
+image at once. Convolution copies it once into a matrix for one BLAS product; pooling reduces over
 its last two axes. `col2im` is the way back (each input element collects the gradient of every
 window it sits in); it loops over the kH·kW kernel offsets, never over positions or images.
 """
@@ -50,16 +50,19 @@ def windows(x, kernel: tuple, stride: tuple, dilation: tuple, out_size: tuple):
 def col2im(cols, shape: tuple, stride: tuple, dilation: tuple):
     """Sum each window's values back onto the positions it was read from.
 
-    cols: (N, C, oH, oW, kH, kW) -> (N, C, H, W) with `shape` the padded input's shape; the adjoint
-    of `windows`, so it is the input gradient of any op that reads windows.
+    cols: (kH, kW, A, B, oH, oW) -> (A, B, H, W), `shape` being the padded input's (A, B, H, W).
+    The adjoint of `windows` (with its kernel axes moved to the front), so it is the input
+    gradient of any op that reads windows. A and B are the two leading axes in whatever order the
+    caller keeps them: (N, C) for pooling, (C, N) for convolution's channel-major matrices.
+    Each kernel offset adds one whole (A, B, oH, oW) slab, so the loop runs kH*kW times.
     """
     xp = get_array_module(cols)
-    _, _, oh, ow, kh, kw = cols.shape
+    kh, kw, _, _, oh, ow = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
     out = xp.zeros(shape, dtype=cols.dtype)
     for a in range(kh):
         for b in range(kw):
             rows = slice(a * dh, a * dh + (oh - 1) * sh + 1, sh)
             columns = slice(b * dw, b * dw + (ow - 1) * sw + 1, sw)
-            out[:, :, rows, columns] += cols[:, :, :, :, a, b]
+            out[:, :, rows, columns] += cols[a, b]
     return out
