@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
+
 
 def pair(value, name: str = "value") -> tuple[int, int]:
-    """An int or a pair of ints as (height, width)."""
-    if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    """An int (Python's or NumPy's) or a pair of ints as (height, width)."""
+    if isinstance(value, numbers.Integral):
+        return (int(value), int(value))
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, numbers.Integral) for v in value):
         return (int(value[0]), int(value[1]))
     raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
 
