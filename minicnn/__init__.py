@@ -3,18 +3,24 @@
     import minicnn as mc
     import minicnn.functional as F
 
-    x = mc.tensor(image, requires_grad=True)        # image: (N, C, H, W)
-    loss = F.cross_entropy(model(x), labels)
+    model = mc.create_model("lenet5")               # registered by a plugin
+    loss = F.cross_entropy(model(images), labels)   # images: (N, 1, 28, 28)
     loss.backward()
 """
 
-from minicnn import functional, testing
-from minicnn.autograd import Function, Tensor, is_grad_enabled, no_grad, set_debug, tensor
-from minicnn.backend import Device, DeviceError, device, manual_seed
-
 __version__ = "0.1.0"
 
+from minicnn import functional, nn, testing  # noqa: E402
+from minicnn.autograd import Function, Tensor, is_grad_enabled, no_grad, set_debug, tensor  # noqa: E402
+from minicnn.backend import Device, DeviceError, device, manual_seed  # noqa: E402
+from minicnn.hookspecs import hookimpl  # noqa: E402
+from minicnn.plugins import (  # noqa: E402
+    PluginError, create_model, get_layer, list_datasets, list_layers, list_models, plugin_system, reload_plugins,
+)
+from minicnn.registry import RegistryError  # noqa: E402
+
 __all__ = [
-    "Device", "DeviceError", "Function", "Tensor", "device", "functional", "is_grad_enabled",
-    "manual_seed", "no_grad", "set_debug", "tensor", "testing",
+    "Device", "DeviceError", "Function", "PluginError", "RegistryError", "Tensor", "create_model", "device",
+    "functional", "get_layer", "hookimpl", "is_grad_enabled", "list_datasets", "list_layers", "list_models",
+    "manual_seed", "nn", "no_grad", "plugin_system", "reload_plugins", "set_debug", "tensor", "testing",
 ]

@@ -1,22 +1,13 @@
-"""The `minicnn` command: parses, calls the library, renders. The only module that prints or exits."""
+"""`minicnn tour`: the tutorial's worked examples, computed by minicnn."""
 
 from __future__ import annotations
 
 import numpy as np
-import typer
-from rich.console import Console
 from rich.table import Table
 
 import minicnn as mc
 import minicnn.functional as F
-
-app = typer.Typer(help="minicnn: a small, readable framework for convolutional networks.", no_args_is_help=True)
-console = Console()
-
-
-@app.callback()
-def main() -> None:
-    """minicnn: a small, readable framework for convolutional networks."""
+from minicnn.cli.app import app, console
 
 
 @app.command()

@@ -1,0 +1,9 @@
+"""The `minicnn` command: parses, calls the library, renders. The only package that prints or exits.
+
+Each module here adds its commands to the one typer app.
+"""
+
+from minicnn.cli import tour  # noqa: F401  (registers its commands)
+from minicnn.cli.app import app
+
+__all__ = ["app"]

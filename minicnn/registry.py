@@ -1,0 +1,65 @@
+"""Name -> provider tables for layers, models and datasets, filled by plugins.
+
+One registry per kind. A name belongs to the first plugin that registers it: a second provider is
+refused with an error naming both. Looking up an unknown name suggests the closest ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+class RegistryError(LookupError):
+    """An unknown or duplicate layer, model or dataset name."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered layer class, model factory or dataset factory."""
+
+    kind: str
+    name: str
+    target: Callable
+    plugin: str
+    description: str = ""
+    input_size: tuple | None = None
+    example: dict = field(default_factory=dict)
+
+
+class Registry:
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def add(self, entry: Entry) -> None:
+        existing = self._entries.get(entry.name)
+        if existing is not None:
+            raise RegistryError(
+                f"{self.kind} '{entry.name}' from plugin '{entry.plugin}' is refused: plugin "
+                f"'{existing.plugin}' already provides a {self.kind} of that name"
+            )
+        self._entries[entry.name] = entry
+
+    def get(self, name: str) -> Entry:
+        if name in self._entries:
+            return self._entries[name]
+        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
+        close += [n for n in self._entries if n.lower() == name.lower() and n not in close]
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        known = ", ".join(sorted(self._entries)) or "none"
+        raise RegistryError(f"unknown {self.kind} '{name}'{hint} (registered: {known})")
+
+    def names(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in sorted(self._entries)]
+
+    def by_plugin(self, plugin: str) -> list[str]:
+        return sorted(n for n, e in self._entries.items() if e.plugin == plugin)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
