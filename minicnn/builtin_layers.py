@@ -29,5 +29,5 @@ _EXAMPLES = {
 def minicnn_register_layers(register):
     for layer in nn.LAYERS:
         example, input_size = _EXAMPLES.get(layer.__name__, ({}, (2, 3, 4, 4)))
-        summary = (layer.__doc__ or "").strip().splitlines()[0] if layer.__doc__ else ""
-        register(layer.__name__, layer, example=example, input_size=input_size, description=summary)
+        first_sentence = (layer.__doc__ or "").strip().split(". ")[0].split("\n")[0].rstrip(".:")
+        register(layer.__name__, layer, example=example, input_size=input_size, description=first_sentence)

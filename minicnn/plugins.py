@@ -27,7 +27,7 @@ from minicnn import __version__, hookspecs
 from minicnn.registry import Entry, Registry, RegistryError
 
 ENTRY_POINT_GROUP = "minicnn"
-BUILTIN_PLUGINS = ("minicnn.builtin_layers",)
+BUILTIN_PLUGINS = {"layers": "minicnn.builtin_layers"}  # plugin name -> module
 KINDS = ("layers", "models", "datasets")
 _SINGULAR = {"layers": "layer", "models": "model", "datasets": "dataset"}
 
@@ -68,8 +68,8 @@ class PluginSystem:
         self.manager.add_hookspecs(hookspecs)
         self.registries = {kind: Registry(_SINGULAR[kind]) for kind in KINDS}
         self.plugins: dict[str, PluginInfo] = {}
-        for module_name in BUILTIN_PLUGINS:
-            info = PluginInfo(module_name, "minicnn", __version__)
+        for plugin_name, module_name in BUILTIN_PLUGINS.items():
+            info = PluginInfo(plugin_name, "minicnn", __version__)
             self._register(info, lambda name=module_name: importlib.import_module(name))
         for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
             dist = entry_point.dist

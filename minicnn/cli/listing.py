@@ -1,0 +1,70 @@
+"""`minicnn plugins`, `models`, `layers`, `datasets`: what the installed plugins provide."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from minicnn.cli.app import app, console, warn_about_plugin_problems
+from minicnn.plugins import KINDS, plugin_system
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+@app.command()
+def plugins(as_json: bool = JSON_OPTION) -> None:
+    """List the plugins: version, distribution, hooks, what each provides, and load errors."""
+    infos = list(plugin_system().plugins.values())
+    if as_json:
+        typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))
+        return
+    table = Table(title="minicnn plugins")
+    for column in ("plugin", "distribution", "status", "provides", "errors"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        provides = "; ".join(f"{kind}: {', '.join(info.provides[kind])}" for kind in KINDS if kind in info.provides)
+        status = {"loaded": "[green]loaded[/]", "failed": "[red]failed[/]"}.get(info.status, info.status)
+        table.add_row(info.name, f"{info.distribution} {info.version}", status, provides, "\n".join(info.errors))
+    console.print(table)
+
+
+def _list(kind: str, pattern: str, as_json: bool) -> None:
+    registry = plugin_system().registries[kind]
+    entries = [registry.get(name) for name in registry.names(pattern)]
+    if as_json:
+        rows = [
+            {"name": e.name, "plugin": e.plugin, "description": e.description,
+             "input_size": list(e.input_size) if e.input_size else None}
+            for e in entries
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table(title=f"minicnn {kind}" + (f" matching '{pattern}'" if pattern != "*" else ""))
+        columns = ("name", "plugin", "input size", "description") if kind == "models" else ("name", "plugin", "description")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            size = ["x".join(map(str, e.input_size)) if e.input_size else ""] if kind == "models" else []
+            table.add_row(e.name, e.plugin, *size, e.description)
+        console.print(table if entries else f"no {kind}" + (f" match '{pattern}'" if pattern != "*" else " are registered"))
+    warn_about_plugin_problems()
+
+
+@app.command()
+def models(pattern: str = typer.Argument("*", help="Shell pattern, e.g. 'resnet*'."), as_json: bool = JSON_OPTION) -> None:
+    """List the registered models."""
+    _list("models", pattern, as_json)
+
+
+@app.command()
+def layers(pattern: str = typer.Argument("*", help="Shell pattern, e.g. '*Pool*'."), as_json: bool = JSON_OPTION) -> None:
+    """List the registered layers (usable by name in TOML model specs)."""
+    _list("layers", pattern, as_json)
+
+
+@app.command()
+def datasets(pattern: str = typer.Argument("*", help="Shell pattern."), as_json: bool = JSON_OPTION) -> None:
+    """List the registered datasets."""
+    _list("datasets", pattern, as_json)

@@ -1,0 +1,34 @@
+"""`minicnn plugins`, `models`, `layers`, `datasets` (the environment cases are in tests/test_plugins.py)."""
+
+import json
+
+from typer.testing import CliRunner
+
+from minicnn.cli import app
+
+runner = CliRunner()
+
+
+def test_plugins_table_names_each_plugin_and_what_it_provides():
+    result = runner.invoke(app, ["plugins"])
+    assert result.exit_code == 0, result.output
+    assert "lenet" in result.output and "models: lenet5" in result.output and "loaded" in result.output
+
+
+def test_plugins_json_has_every_field():
+    rows = json.loads(runner.invoke(app, ["plugins", "--json"]).output)
+    lenet = next(r for r in rows if r["name"] == "lenet")
+    assert set(lenet) == {"name", "distribution", "version", "status", "hooks", "provides", "errors"}
+    assert lenet["hooks"] == ["minicnn_register_models"] and lenet["errors"] == []
+
+
+def test_models_with_a_pattern():
+    assert "lenet5" in runner.invoke(app, ["models", "len*"]).output
+    assert "no models match 'zzz*'" in runner.invoke(app, ["models", "zzz*"]).output
+    rows = json.loads(runner.invoke(app, ["models", "--json"]).output)
+    assert {"name": "lenet5", "plugin": "lenet"}.items() <= next(r for r in rows if r["name"] == "lenet5").items()
+
+
+def test_layers_json_lists_the_core_layers():
+    names = [r["name"] for r in json.loads(runner.invoke(app, ["layers", "--json"]).output)]
+    assert {"Conv2d", "Linear", "MaxPool2d", "BatchNorm2d", "LocalResponseNorm", "Dropout"} <= set(names)
