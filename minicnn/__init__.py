@@ -18,9 +18,12 @@ from minicnn.plugins import (  # noqa: E402
     PluginError, create_model, get_layer, list_datasets, list_layers, list_models, plugin_system, reload_plugins,
 )
 from minicnn.registry import RegistryError  # noqa: E402
+from minicnn.spec import SpecError, build_model  # noqa: E402
+from minicnn.summary import summarize  # noqa: E402
 
 __all__ = [
-    "Device", "DeviceError", "Function", "PluginError", "RegistryError", "Tensor", "create_model", "device",
+    "Device", "DeviceError", "Function", "PluginError", "RegistryError", "SpecError", "Tensor", "build_model",
+    "create_model", "device", "summarize",
     "functional", "get_layer", "hookimpl", "is_grad_enabled", "list_datasets", "list_layers", "list_models",
     "manual_seed", "nn", "no_grad", "plugin_system", "reload_plugins", "set_debug", "tensor", "testing",
 ]

@@ -1,18 +1,66 @@
-"""The typer application and the console every command renders to."""
+"""The typer application, the consoles every command renders to, and the one way commands fail."""
 
 from __future__ import annotations
 
+import contextlib
+
 import typer
 from rich.console import Console
+
+from minicnn.backend import DeviceError
+from minicnn.registry import RegistryError
 
 app = typer.Typer(help="minicnn: a small, readable framework for convolutional networks.", no_args_is_help=True)
 console = Console()
 errors = Console(stderr=True)
 
+# Errors that mean "you asked for something that does not exist here": exit code 2, like bad usage.
+_NOT_AVAILABLE = (RegistryError, DeviceError)
+
+
+class Failure:
+    """Turns any exception inside a command into one red line and a non-zero exit code.
+
+    `minicnn --debug COMMAND` re-raises instead, to show the traceback.
+    """
+
+    debug = False
+
+    @contextlib.contextmanager
+    def on_error(self):
+        try:
+            yield
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:
+            if self.debug:
+                raise
+            known = isinstance(error, (ValueError, TypeError, LookupError, OSError, RuntimeError))
+            message = str(error) if known else f"{type(error).__name__}: {error}"
+            errors.print(f"[red]error:[/] {message}", highlight=False)
+            if not known:
+                errors.print("run `minicnn --debug ...` to see the traceback", highlight=False)
+            raise typer.Exit(2 if isinstance(error, _NOT_AVAILABLE) else 1) from None
+
+
+fail = Failure()
+
 
 @app.callback()
-def main() -> None:
+def main(debug: bool = typer.Option(False, "--debug", help="Show the traceback when a command fails.")) -> None:
     """minicnn: a small, readable framework for convolutional networks."""
+    fail.debug = debug
+
+
+def parse_input_size(text: str) -> tuple[int, ...]:
+    """'1,28,28' -> (1, 28, 28)."""
+    try:
+        size = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise ValueError(f"--input-size must be C,H,W (three whole numbers, e.g. 1,28,28), got '{text}'") from None
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"--input-size must be C,H,W with three positive numbers, got '{text}'")
+    return size
 
 
 def warn_about_plugin_problems() -> None:

@@ -1,0 +1,185 @@
+"""Model specs: a network written as a TOML list of registered layers, built without any Python.
+
+A spec lets anyone use a layer from a third-party plugin (or the built-in ones) from the command
+line, e.g. `minicnn summary net.toml`, without writing a model plugin. Each `[[layers]]` table names
+a layer registered in the layer registry (`minicnn layers` lists them) and gives its keyword
+arguments; the layers run one after the other, as in `nn.Sequential`.
+
+    name = "lenet5"                  # optional
+    description = "LeNet-5 (1998)"   # optional
+    input_size = [1, 28, 28]         # optional: (C, H, W) of one sample, for `minicnn summary`
+
+    [[layers]]
+    type = "Conv2d"                  # a registered layer name (case matters)
+    name = "c1"                      # optional child name; otherwise "0", "1", ...
+    in_channels = 1
+    out_channels = 6
+    kernel_size = 5
+    padding = [2, 2]                 # TOML arrays arrive as tuples: (2, 2)
+
+    [[layers]]
+    type = "ReLU"
+
+Every mistake raises `SpecError`, naming the file, the layer (position and type) and what to do.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import os
+import tomllib
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+
+from minicnn.nn import Module, Sequential
+from minicnn import plugins
+from minicnn.plugins import get_layer
+from minicnn.registry import RegistryError
+
+TOP_LEVEL_KEYS = ("name", "description", "input_size", "layers")
+
+
+class SpecError(ValueError):
+    """A model spec that cannot be read or built; the message says where and how to fix it."""
+
+
+def is_spec_path(value: str | os.PathLike) -> bool:
+    """Whether `value` names a spec file rather than a registered model: it ends in .toml or is a file."""
+    return str(value).lower().endswith(".toml") or Path(value).is_file()
+
+
+def load_spec(spec: str | os.PathLike | Mapping) -> tuple[dict, str]:
+    """The parsed spec and how errors should name it ("model spec 'net.toml'").
+
+    spec: a path to a TOML file, or a dict already parsed (returned as is).
+    """
+    if isinstance(spec, Mapping):
+        return dict(spec), "model spec"
+    path = Path(spec)
+    where = f"model spec '{path}'"
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file), where
+    except FileNotFoundError:
+        raise SpecError(f"{where} not found: give the path of a TOML file (examples/lenet5.toml is one)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{where} is not valid TOML: {error}; fix the syntax there") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{where} is not UTF-8 text ({error}); save it as UTF-8") from None
+    except OSError as error:
+        raise SpecError(f"{where} could not be read: {error}") from None
+
+
+def read_input_size(spec: str | os.PathLike | Mapping) -> tuple[int, int, int] | None:
+    """The spec's `input_size` as (C, H, W), or None when it gives none."""
+    data, where = load_spec(spec)
+    return _input_size(data, where)
+
+
+def build_model(spec: str | os.PathLike | Mapping) -> Sequential:
+    """Build the `nn.Sequential` a spec describes (see the module docstring for the format).
+
+    spec: a path to a TOML file, or the same content as a dict. The returned model carries the
+    spec's `name`, `description` and `input_size` ((C, H, W) or None) as attributes, so
+    `summarize(model, model.input_size)` needs nothing else.
+    """
+    data, where = load_spec(spec)
+    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown top-level key(s) {', '.join(map(repr, unknown))}; the keys are "
+            f"{', '.join(TOP_LEVEL_KEYS)}, and each layer is a [[layers]] table"
+        )
+    input_size = _input_size(data, where)
+    layers = data.get("layers")
+    if not layers:
+        raise SpecError(f"{where} has no layers: add [[layers]] tables, each with type = \"<layer name>\" and its arguments")
+    if not isinstance(layers, (list, tuple)):
+        raise SpecError(f"{where}: 'layers' must be a list of [[layers]] tables, got {type(layers).__name__}")
+    children = OrderedDict()
+    for index, table in enumerate(layers):
+        name, module = _build_layer(table, index, where)
+        if name in children:
+            raise SpecError(
+                f"{where}, layer {index} ({table['type']}): the name {name!r} is already used by an earlier layer; "
+                "names must be unique"
+            )
+        children[name] = module
+    model = Sequential(children)
+    model.name = str(data.get("name", ""))
+    model.description = str(data.get("description", ""))
+    model.input_size = input_size
+    return model
+
+
+def _input_size(data: dict, where: str) -> tuple[int, int, int] | None:
+    value = data.get("input_size")
+    if value is None:
+        return None
+    ok = (
+        isinstance(value, (list, tuple)) and len(value) == 3
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value)
+    )
+    if not ok:
+        raise SpecError(f"{where}: input_size must be [C, H, W], three positive integers such as [1, 28, 28], got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def _build_layer(table, index: int, where: str) -> tuple[str, Module]:
+    """One [[layers]] table -> (child name, constructed layer)."""
+    if not isinstance(table, Mapping):
+        raise SpecError(f"{where}, layer {index}: expected a [[layers]] table with a type, got {table!r}")
+    kind = table.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise SpecError(
+            f"{where}, layer {index}: missing type; add type = \"<layer name>\" naming a registered layer "
+            "(`minicnn layers` lists them)"
+        )
+    here = f"{where}, layer {index} ({kind})"
+    name = table.get("name", str(index))
+    if not isinstance(name, str) or not name or "." in name:
+        raise SpecError(f"{here}: name must be a non-empty string without dots, got {name!r}")
+    try:
+        layer_class = get_layer(kind)
+    except RegistryError as error:
+        raise SpecError(f"{here}: {error}; for a plugin's layer, `minicnn plugins` shows whether the plugin loaded") from None
+    arguments = {key: _as_tuples(value) for key, value in table.items() if key not in ("type", "name")}
+    try:
+        module = layer_class(**arguments)
+    except (TypeError, ValueError) as error:
+        raise SpecError(f"{here}: bad arguments {arguments}: {error}; {kind} takes {_signature(layer_class)}") from None
+    return name, module
+
+
+def _as_tuples(value):
+    """TOML arrays (lists) as tuples, nested ones too: layers take pairs such as kernel_size as tuples."""
+    if isinstance(value, list):
+        return tuple(_as_tuples(v) for v in value)
+    return value
+
+
+def _signature(layer_class) -> str:
+    """The constructor's arguments with their defaults, e.g. "(in_features, out_features, bias=True)"."""
+    try:
+        parameters = inspect.signature(layer_class).parameters.values()
+    except (TypeError, ValueError):
+        return "the arguments in its documentation"
+    return "(" + ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in parameters) + ")"
+
+
+def load_model(name_or_spec: str, **kwargs):
+    """A registered model by name, or the model a spec file describes, with its default input size.
+
+    Returns (model, (C, H, W) or None). kwargs (num_classes, in_channels, ...) go to the model's
+    factory; a spec fixes its own layers, so it takes none.
+    """
+    if is_spec_path(name_or_spec):
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        if given:
+            raise SpecError(f"model spec '{name_or_spec}' takes no arguments ({', '.join(given)}): edit its layers instead")
+        model = build_model(name_or_spec)
+        return model, model.input_size
+    entry = plugins.model_entry(name_or_spec)
+    return plugins.create_model(name_or_spec, **kwargs), entry.input_size

@@ -1,0 +1,48 @@
+"""`minicnn summary`: the seed's LeNet-5 shapes and parameter count, from a model name or a spec."""
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from minicnn.cli import app
+
+runner = CliRunner()
+SPEC = str(Path(__file__).resolve().parents[2] / "examples" / "lenet5.toml")
+
+
+def test_lenet5_summary_shows_the_seed_shapes_and_61706_parameters():
+    result = runner.invoke(app, ["summary", "lenet5", "--input-size", "1,28,28"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for shape in ("6x28x28", "6x14x14", "16x10x10", "16x5x5", "120", "84"):
+        assert f" {shape} " in result.output
+    assert "61,706" in result.output and "416,520" in result.output
+
+
+def test_summary_of_a_spec_equals_the_plugin_model():
+    by_name = json.loads(runner.invoke(app, ["summary", "lenet5", "--json"]).output)
+    by_spec = json.loads(runner.invoke(app, ["summary", SPEC, "--json"]).output)
+    assert by_spec["parameters"] == by_name["parameters"] == 61_706
+    assert [r["output_shape"] for r in by_spec["rows"]] == [r["output_shape"] for r in by_name["rows"]]
+
+
+def test_summary_options_change_the_model():
+    rows = json.loads(runner.invoke(app, ["summary", "lenet5", "--num-classes", "3", "--json"]).output)
+    assert rows["output_shape"] == [3]
+
+
+def test_bad_input_gives_one_line_and_an_exit_code():
+    unknown = runner.invoke(app, ["summary", "lenett"])
+    assert unknown.exit_code == 2 and "did you mean 'lenet5'" in unknown.output
+    too_small = runner.invoke(app, ["summary", "lenet5", "--input-size", "1,20,20"])
+    assert too_small.exit_code == 1 and "cannot run on input 1x20x20" in too_small.output
+    assert "Traceback" not in too_small.output
+    malformed = runner.invoke(app, ["summary", "lenet5", "--input-size", "1,2"])
+    assert malformed.exit_code == 1 and "C,H,W" in malformed.output
+    spec_with_options = runner.invoke(app, ["summary", SPEC, "--num-classes", "3"])
+    assert spec_with_options.exit_code == 1 and "takes no arguments" in spec_with_options.output
+
+
+def test_debug_shows_the_traceback():
+    result = runner.invoke(app, ["--debug", "summary", "lenett"])
+    assert result.exit_code != 0 and result.exception is not None
