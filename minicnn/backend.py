@@ -92,6 +92,15 @@ def check_cuda_device(target: Device):
     return cupy
 
 
+def gpu_available(target: str | Device = "cuda") -> bool:
+    """Whether CuPy is installed and `target` names a GPU this machine has."""
+    try:
+        check_cuda_device(device(target))
+    except DeviceError:
+        return False
+    return True
+
+
 def to_device(array, target: str | Device):
     """Copy `array` to `target` (no copy when it is already there)."""
     target = device(target)

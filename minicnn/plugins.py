@@ -158,6 +158,8 @@ def _collect(collected: list, kind: str, plugin: str, name: str, target, *, desc
         raise TypeError(f"register() needs a non-empty name string, got {name!r}")
     if not callable(target):
         raise TypeError(f"register('{name}', ...) needs a class or factory function, got {target!r}")
+    if input_size is None:
+        input_size = {"models": (1, 28, 28), "layers": (2, 3, 8, 8)}.get(kind)
     collected.append(Entry(_SINGULAR[kind], name, target, plugin, description,
                            tuple(input_size) if input_size is not None else None, dict(example or {})))
 

@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from minicnn.cli.app import app, console, warn_about_plugin_problems
+from minicnn.cli.app import app, console, fail, warn_about_plugin_problems
 from minicnn.plugins import KINDS, plugin_system
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
@@ -16,7 +16,8 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.
 @app.command()
 def plugins(as_json: bool = JSON_OPTION) -> None:
     """List the plugins: version, distribution, hooks, what each provides, and load errors."""
-    infos = list(plugin_system().plugins.values())
+    with fail.on_error():
+        infos = list(plugin_system().plugins.values())
     if as_json:
         typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))
         return
@@ -31,7 +32,8 @@ def plugins(as_json: bool = JSON_OPTION) -> None:
 
 
 def _list(kind: str, pattern: str, as_json: bool) -> None:
-    registry = plugin_system().registries[kind]
+    with fail.on_error():
+        registry = plugin_system().registries[kind]
     entries = [registry.get(name) for name in registry.names(pattern)]
     if as_json:
         rows = [
