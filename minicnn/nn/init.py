@@ -27,16 +27,16 @@ def fan_in_and_fan_out(tensor) -> tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
-def uniform_(tensor, low: float = 0.0, high: float = 1.0):
-    return _fill(tensor, backend.random_generator("cpu").uniform(low, high, tensor.shape))
+def uniform_(tensor, a: float = 0.0, b: float = 1.0):
+    return _fill(tensor, backend.random_generator("cpu").uniform(a, b, tensor.shape))
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0):
     return _fill(tensor, backend.random_generator("cpu").normal(mean, std, tensor.shape))
 
 
-def constant_(tensor, value: float):
-    return _fill(tensor, np.full(tensor.shape, value))
+def constant_(tensor, val: float):
+    return _fill(tensor, np.full(tensor.shape, val))
 
 
 def zeros_(tensor):

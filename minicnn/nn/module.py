@@ -8,6 +8,7 @@ The computation itself lives in `minicnn.functional`; a layer only holds state a
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from typing import Callable, Iterator
 
@@ -27,6 +28,9 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+_hook_keys = itertools.count()  # never reused, so a stale handle cannot remove a newer hook
 
 
 class RemovableHandle:
@@ -63,7 +67,7 @@ class Module:
 
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:
         """Call `hook(module, inputs, output)` after every forward; used by `minicnn summary`."""
-        key = max(self._forward_hooks, default=-1) + 1
+        key = next(_hook_keys)
         self._forward_hooks[key] = hook
         return RemovableHandle(self._forward_hooks, key)
 
@@ -72,11 +76,16 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+        if name in self._buffers and (value is None or isinstance(value, Tensor)) and not isinstance(value, Parameter):
+            self._buffers[name] = value  # a buffer stays a buffer, as in PyTorch
+            return
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
             self._modules[name] = value
         else:
             object.__setattr__(self, name, value)
@@ -161,13 +170,18 @@ class Module:
 
         Order per module: its parameters, then its buffers, then its children, as in PyTorch.
         """
-        state = OrderedDict()
-        for module_name, module in self.named_modules():
-            for store in (module._parameters, module._buffers):
-                for name, value in store.items():
-                    if value is not None:
-                        state[f"{module_name}.{name}" if module_name else name] = np.array(value.numpy(), copy=True)
-        return state
+        return OrderedDict((name, np.array(value.numpy(), copy=True)) for name, value in self._state_items())
+
+    def _state_items(self, prefix: str = ""):
+        """(dotted name, Tensor) of every parameter and buffer under every name it is reachable by:
+        a module used twice is saved under both names, as in PyTorch."""
+        for store in (self._parameters, self._buffers):
+            for name, value in store.items():
+                if value is not None:
+                    yield prefix + name, value
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_items(f"{prefix}{name}.")
 
     def load_state_dict(self, state: dict, strict: bool = True) -> tuple[list, list]:
         """Copy arrays (NumPy, CuPy or Tensors) into this module's parameters and buffers in place.
@@ -175,13 +189,7 @@ class Module:
         Shapes must match. With strict=True, missing and unexpected names are an error that lists
         them; otherwise they are returned as (missing, unexpected).
         """
-        own = OrderedDict(
-            (f"{m}.{n}" if m else n, v)
-            for m, module in self.named_modules()
-            for store in (module._parameters, module._buffers)
-            for n, v in store.items()
-            if v is not None
-        )
+        own = OrderedDict(self._state_items())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
         if strict and (missing or unexpected):

@@ -30,7 +30,7 @@ class _BatchNorm(Module):
 
     expected_ndim: tuple = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -53,10 +53,13 @@ class _BatchNorm(Module):
         if x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): input has {x.shape[1]} channels, shape {tuple(x.shape)}")
         use_batch_stats = self.training or not self.track_running_stats
+        momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
+            if momentum is None:  # a cumulative average of every batch seen, as PyTorch does
+                momentum = 1.0 / int(self.num_batches_tracked.data)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            use_batch_stats, self.momentum, self.eps)
+                            use_batch_stats, momentum or 0.0, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
