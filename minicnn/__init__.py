@@ -10,7 +10,7 @@
 
 __version__ = "0.1.0"
 
-from minicnn import functional, nn, optim, testing  # noqa: E402
+from minicnn import data, functional, nn, optim, testing  # noqa: E402
 from minicnn.autograd import Function, Tensor, is_grad_enabled, no_grad, set_debug, tensor  # noqa: E402
 from minicnn.backend import Device, DeviceError, device, get_array_module, gpu_available, manual_seed  # noqa: E402
 from minicnn.hookspecs import hookimpl  # noqa: E402
@@ -22,7 +22,7 @@ from minicnn.spec import SpecError, build_model  # noqa: E402
 from minicnn.summary import summarize  # noqa: E402
 
 __all__ = [
-    "Device", "DeviceError", "Function", "PluginError", "RegistryError", "SpecError", "Tensor", "build_model",
+    "Device", "DeviceError", "data", "Function", "PluginError", "RegistryError", "SpecError", "Tensor", "build_model",
     "create_model", "device", "get_array_module", "gpu_available", "summarize",
     "functional", "get_layer", "hookimpl", "is_grad_enabled", "list_datasets", "list_layers", "list_models",
     "manual_seed", "nn", "no_grad", "optim", "plugin_system", "reload_plugins", "set_debug", "tensor", "testing",

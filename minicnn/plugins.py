@@ -10,7 +10,7 @@ Environment:
 - MINICNN_LOAD_PLUGINS: unset loads every installed plugin; empty loads none; "a,b" only these.
 - MINICNN_DISABLE_PLUGINS: "a,b" skips these.
 - MINICNN_STRICT_PLUGINS=1: any plugin problem raises PluginError instead of being recorded.
-The built-in layers are part of the core and always load.
+The built-in layers and datasets are part of the core and always load.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from minicnn import __version__, hookspecs
 from minicnn.registry import Entry, Registry, RegistryError
 
 ENTRY_POINT_GROUP = "minicnn"
-BUILTIN_PLUGINS = {"layers": "minicnn.builtin_layers"}  # plugin name -> module
+BUILTIN_PLUGINS = {"layers": "minicnn.builtin_layers", "datasets": "minicnn.builtin_datasets"}  # name -> module
 KINDS = ("layers", "models", "datasets")
 _SINGULAR = {"layers": "layer", "models": "model", "datasets": "dataset"}
 

@@ -1,0 +1,95 @@
+"""The IDX format of MNIST and Fashion-MNIST, gzip-compressed or raw.
+
+An IDX file is a 4-byte magic number (0, 0, type code, number of dimensions), one big-endian uint32
+per dimension, then the values in C order. Images are (N, rows, cols) ubyte, labels (N,) ubyte.
+Compression is recognised by content, not by name. Every check names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+
+import numpy as np
+
+from minicnn.data.errors import DataFormatError
+
+GZIP_MAGIC = b"\x1f\x8b"
+_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+          0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's content, gunzipped if it is gzip-compressed; clear errors for empty or broken gzip."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise DataFormatError(f"{path}: cannot be read: {error.strerror or error}") from error
+    if not data:
+        raise DataFormatError(f"{path}: the file is empty (0 bytes); delete it and fetch it again")
+    if not data.startswith(GZIP_MAGIC):
+        return data
+    try:
+        return gzip.decompress(data)
+    except EOFError as error:
+        raise DataFormatError(f"{path}: truncated gzip stream ({len(data):,} bytes; the end of the compressed "
+                              f"data is missing); delete it and fetch it again") from error
+    except (gzip.BadGzipFile, zlib.error, OSError) as error:
+        raise DataFormatError(f"{path}: corrupt gzip data ({error}); delete it and fetch it again") from error
+
+
+def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Decode IDX bytes into an array (read-only, native byte order for multi-byte types)."""
+    if len(data) < 4:
+        raise DataFormatError(f"{source}: too short for an IDX file ({len(data)} bytes, the header alone is 4+)")
+    zero, type_code, ndim = data[0:2], data[2], data[3]
+    if zero != b"\x00\x00" or type_code not in _TYPES or ndim == 0:
+        hint = " (it looks like an HTML page: a failed download?)" if data.lstrip()[:1] == b"<" else ""
+        raise DataFormatError(
+            f"{source}: not an IDX file: magic number 0x{data[:4].hex()} (expected 0x00000801 for labels or "
+            f"0x00000803 for images; the file is not gzip-compressed either){hint}")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataFormatError(f"{source}: truncated IDX header: {ndim} dimensions need {header} bytes, found {len(data):,}")
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = _TYPES[type_code]
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) < expected:
+        raise DataFormatError(f"{source}: truncated: an IDX array of shape {shape} needs {expected:,} bytes, "
+                              f"found {len(data):,}; delete it and fetch it again")
+    if len(data) > expected:
+        raise DataFormatError(f"{source}: {len(data) - expected:,} unexpected bytes after the IDX array of shape "
+                              f"{shape} (expected {expected:,} bytes in all, found {len(data):,})")
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array if dtype.itemsize == 1 else array.astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (gz or raw); ndim, if given, is checked (3 for images, 1 for labels)."""
+    path = os.fspath(path)
+    array = parse_idx(read_bytes(path), path)
+    if ndim is not None and array.ndim != ndim:
+        what = {1: "labels (N,)", 3: "images (N, rows, cols)"}.get(ndim, f"a {ndim}-D array")
+        raise DataFormatError(f"{path}: holds an array of shape {array.shape}, expected {what}: "
+                              "are the image and label files swapped?")
+    return array
+
+
+def read_idx_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
+                  num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """An MNIST-style split: images (N, 1, rows, cols) uint8 and labels (N,) int64, counts checked."""
+    images = read_idx(images_path, ndim=3)
+    labels = read_idx(labels_path, ndim=1)
+    if images.dtype != np.uint8 or labels.dtype != np.uint8:
+        raise DataFormatError(f"{os.fspath(images_path)}, {os.fspath(labels_path)}: expected unsigned-byte IDX "
+                              f"data, found {images.dtype} images and {labels.dtype} labels")
+    if len(images) != len(labels):
+        raise DataFormatError(f"{os.fspath(images_path)} holds {len(images):,} images but {os.fspath(labels_path)} "
+                              f"holds {len(labels):,} labels: the files do not belong together")
+    if len(labels) and labels.max() >= num_classes:
+        raise DataFormatError(f"{os.fspath(labels_path)}: label {int(labels.max())} is out of range "
+                              f"(expected 0..{num_classes - 1})")
+    return images[:, None], labels.astype(np.int64)

@@ -1,0 +1,99 @@
+"""DataLoader: batches of NumPy arrays, shuffled and augmented reproducibly per (seed, epoch).
+
+Epoch e's order comes from `numpy.random.default_rng([seed, e])` and the transform randomness of its
+batch b from `default_rng([seed, e, b])`, so every batch is a function of (seed, epoch, batch index)
+alone: a run resumed at epoch e (`loader.set_epoch(e)`) sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from minicnn.backend import random_generator
+from minicnn.data.dataset import ArrayDataset
+
+
+def _as_float_batch(images: np.ndarray, owned: bool) -> np.ndarray:
+    """uint8 -> float32 in [0, 1]; anything else -> float32, copied unless `owned` (never a view of
+    the dataset, so a caller may change a batch in place). images: (B, C, H, W)."""
+    if images.dtype == np.uint8:
+        batch = images.astype(np.float32)
+        batch *= np.float32(1.0 / 255.0)
+        return batch
+    return images.astype(np.float32, copy=not owned)
+
+
+class DataLoader:
+    """Iterate over a dataset in batches: `(images float32 (B, C, H, W), labels int64 (B,))`.
+
+    shuffle: a new order each epoch; drop_last: skip a final batch smaller than batch_size.
+    seed: fixes the order and augmentation of every epoch; None draws one from minicnn's generator
+    (so `mc.manual_seed` makes it reproducible too). `loader.seed` records it for checkpoints.
+
+    Each `iter(loader)` is one epoch: it uses `loader.epoch` and then advances it, so two loops
+    give two different shuffles. To resume, call `set_epoch(e)` (as with PyTorch's
+    DistributedSampler) before iterating.
+
+    An `ArrayDataset` is sliced a whole batch at a time (one fancy index, no per-sample Python);
+    any other dataset's samples are stacked. `dataset.transform`, if set, is applied per batch.
+    """
+
+    def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
+                 seed: int | None = None):
+        if int(batch_size) < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = int(random_generator().integers(2**63)) if seed is None else int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration produce epoch `epoch` (counting from 0)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample indices of one epoch, in the order they are batched."""
+        n = len(self.dataset)
+        return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        epoch = self.epoch
+        self.epoch += 1
+        return self._batches(epoch)
+
+    def _batches(self, epoch: int):
+        order = self.order(epoch)
+        transform = getattr(self.dataset, "transform", None)
+        for b in range(len(self)):
+            indices = order[b * self.batch_size:(b + 1) * self.batch_size]
+            images, labels = self._fetch(indices, contiguous=not self.shuffle)
+            if transform is not None:
+                images = transform(images, np.random.default_rng([self.seed, epoch, b]))
+            yield images, labels
+
+    def _fetch(self, indices: np.ndarray, contiguous: bool):
+        data = self.dataset
+        if isinstance(data, ArrayDataset):
+            if contiguous and len(indices):
+                where = slice(int(indices[0]), int(indices[-1]) + 1)
+                return _as_float_batch(data.images[where], owned=False), data.labels[where].copy()
+            return _as_float_batch(data.images[indices], owned=True), data.labels[indices]
+        samples = [data[int(i)] for i in indices]
+        images = np.stack([np.asarray(image) for image, _ in samples])
+        if images.ndim == 3:
+            images = images[:, None]
+        labels = np.asarray([int(label) for _, label in samples], dtype=np.int64)
+        return _as_float_batch(images, owned=True), labels
+
+    def __repr__(self) -> str:
+        return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch})")

@@ -1,0 +1,100 @@
+"""DataLoader: coverage per epoch, reproducible shuffles and augmentation, drop_last, scaling, fallback."""
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.data import ArrayDataset, DataLoader, Dataset
+from minicnn.data.transforms import RandomHorizontalFlip
+
+
+def numbered(n=10, dtype=np.uint8, transform=None):
+    """Image i is filled with the value i; its label is i % 3."""
+    images = np.broadcast_to(np.arange(n, dtype=dtype)[:, None, None, None], (n, 1, 2, 3)).copy()
+    return ArrayDataset(images, np.arange(n) % 3, ["a", "b", "c"], transform)
+
+
+def ids(batch_images):
+    return np.rint(batch_images[:, 0, 0, 0] * 255).astype(int).tolist()
+
+
+def test_one_epoch_covers_every_sample_once_in_order():
+    loader = DataLoader(numbered(10), batch_size=4)
+    batches = list(loader)
+    assert len(loader) == 3 and [len(labels) for _, labels in batches] == [4, 4, 2]
+    images, labels = batches[0]
+    assert images.dtype == np.float32 and images.shape == (4, 1, 2, 3) and labels.dtype == np.int64
+    assert np.allclose(images[1], 1 / 255) and labels.tolist() == [0, 1, 2, 0]
+    assert sum((ids(x) for x, _ in batches), []) == list(range(10))
+
+
+def test_drop_last():
+    loader = DataLoader(numbered(10), batch_size=4, drop_last=True)
+    assert len(loader) == 2 and [len(y) for _, y in loader] == [4, 4]
+
+
+def test_shuffle_is_a_permutation_per_epoch_reproducible_from_seed_and_epoch():
+    loader = DataLoader(numbered(50), batch_size=8, shuffle=True, seed=3)
+    first, second = (sum((ids(x) for x, _ in loader), []) for _ in range(2))
+    assert sorted(first) == sorted(second) == list(range(50)) and first != second
+    assert first == np.random.default_rng([3, 0]).permutation(50).tolist()
+    resumed = DataLoader(numbered(50), batch_size=8, shuffle=True, seed=3)
+    resumed.set_epoch(1)
+    assert sum((ids(x) for x, _ in resumed), []) == second and resumed.epoch == 2
+
+
+def test_augmentation_is_reproducible_per_epoch_and_batch():
+    data = numbered(64, dtype=np.float32, transform=RandomHorizontalFlip())
+    data.images[:, 0, 0, :] = [0, 1, 2]
+    run = lambda loader: [x.copy() for x, _ in loader]  # noqa: E731
+    loader = DataLoader(data, batch_size=16, seed=7)
+    epoch0, epoch1 = run(loader), run(loader)
+    assert not all(np.array_equal(a, b) for a, b in zip(epoch0, epoch1))
+    again = DataLoader(data, batch_size=16, seed=7)
+    again.set_epoch(1)
+    assert all(np.array_equal(a, b) for a, b in zip(run(again), epoch1))
+    flipped = np.concatenate([x[:, 0, 0, 0] == 2 for x in epoch0])
+    assert 0.25 < flipped.mean() < 0.75
+
+
+def test_seed_none_follows_manual_seed():
+    mc.manual_seed(11)
+    a = DataLoader(numbered(), shuffle=True).seed
+    mc.manual_seed(11)
+    assert DataLoader(numbered(), shuffle=True).seed == a
+
+
+def test_float_images_are_not_rescaled_and_the_dataset_is_not_modified():
+    data = numbered(6, dtype=np.float32)
+    images, _ = next(iter(DataLoader(data, batch_size=6)))
+    images += 1
+    assert images[:, 0, 0, 0].tolist() == [1, 2, 3, 4, 5, 6] and data.images.max() == 5
+
+
+class Squares(Dataset):
+    """A generic dataset: (H, W) uint8 images, labels from __getitem__, a transform attribute."""
+
+    classes = ["even", "odd"]
+
+    def __init__(self, transform=None):
+        self.transform = transform
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, i):
+        return np.full((2, 2), i * i, dtype=np.uint8), i % 2
+
+
+def test_a_generic_dataset_is_stacked_and_scaled():
+    batches = list(DataLoader(Squares(), batch_size=2))
+    images, labels = batches[0]
+    assert images.shape == (2, 1, 2, 2) and images.dtype == np.float32 and np.allclose(images[1], 1 / 255)
+    assert labels.tolist() == [0, 1] and len(batches) == 3 and Squares().num_classes == 2
+    flipped = list(DataLoader(Squares(transform=lambda x, rng: -x), batch_size=5))[0][0]
+    assert flipped.max() <= 0
+
+
+def test_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        DataLoader(numbered(), batch_size=0)
