@@ -6,6 +6,7 @@ import contextlib
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from minicnn.backend import DeviceError
 from minicnn.registry import RegistryError
@@ -37,7 +38,7 @@ class Failure:
                 raise
             known = isinstance(error, (ValueError, TypeError, LookupError, OSError, RuntimeError))
             message = str(error) if known else f"{type(error).__name__}: {error}"
-            errors.print(f"[red]error:[/] {message}", highlight=False)
+            errors.print(f"[red]error:[/] {escape(message)}", highlight=False)
             if not known:
                 errors.print("run `minicnn --debug ...` to see the traceback", highlight=False)
             raise typer.Exit(2 if isinstance(error, _NOT_AVAILABLE) else 1) from None
@@ -68,4 +69,5 @@ def warn_about_plugin_problems() -> None:
     from minicnn.plugins import plugin_system
 
     for info in plugin_system().problems():
-        errors.print(f"[yellow]warning:[/] plugin '{info.name}' ({info.distribution}): {info.errors[0]}; see `minicnn plugins`")
+        errors.print(f"[yellow]warning:[/] {escape(f'plugin {info.name!r} ({info.distribution}): {info.errors[0]}')}; "
+                     "see `minicnn plugins`", highlight=False)

@@ -1,0 +1,243 @@
+"""A training run from a configuration: model, data, optimizer, schedule, output folder, resume.
+
+`train(TrainConfig(model="lenet5"))` is what `minicnn train lenet5` does; `resume(run_dir)` continues
+a stopped run from its `last` checkpoint; `evaluate_checkpoint` and `predict` use a finished one.
+The run folder holds config.json, metrics.jsonl, last.npz/.json and best.npz/.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from minicnn import backend, data, optim
+from minicnn.autograd import Tensor, no_grad
+from minicnn.functional import softmax
+from minicnn.plugins import create_model
+from minicnn.spec import build_model, is_spec_path, load_spec
+from minicnn.train.checkpoint import load_checkpoint
+from minicnn.train.trainer import Callbacks, Trainer, evaluate
+
+DEFAULT_LR = {"sgd": 0.03, "adam": 1e-3}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; saved as config.json so the run can be resumed and repeated.
+
+    dataset None means the model's usual data, MNIST, falling back to the bundled "digits" dataset
+    when MNIST can be neither found nor downloaded (a dataset named explicitly never falls back).
+    """
+
+    model: str = "lenet5"
+    dataset: str | None = None
+    data_dir: str | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float | None = None          # None: 0.03 for SGD, 1e-3 for Adam
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"         # cosine, step (x0.1 every third of the run) or none
+    augment: bool = False            # random crops (and flips for colour images)
+    device: str = "cpu"
+    seed: int | None = None          # None: drawn at random, then recorded
+    out: str | None = None           # None: runs/<model>-<dataset>-<time>
+    limit_train: int | None = None   # train on the first N images only (quick experiments)
+    model_options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    history: list
+    dataset: str
+    fallback_reason: str | None = None
+
+
+def _load_split(name: str, split: str, config: TrainConfig, progress):
+    options = {"progress": progress} if progress is not None else {}
+    if config.data_dir:
+        options["data_dir"] = config.data_dir
+    return data.load_dataset(name, split, **options)
+
+
+def _datasets(config: TrainConfig, progress, notify: Callable[[str], None]):
+    """(train, test, dataset name, fallback reason) following the fallback rule of TrainConfig."""
+    if config.dataset is not None:
+        return _load_split(config.dataset, "train", config, progress), _load_split(config.dataset, "test", config, progress), config.dataset, None
+    try:
+        return _load_split("mnist", "train", config, progress), _load_split("mnist", "test", config, progress), "mnist", None
+    except data.DataUnavailableError as error:
+        reason = f"{error}\nTraining on the bundled 'digits' dataset instead (pass --dataset to choose)."
+        notify(reason)
+        return _load_split("digits", "train", config, None), _load_split("digits", "test", config, None), "digits", reason
+
+
+def _model(config: TrainConfig, num_classes: int, in_channels: int):
+    if is_spec_path(config.model):
+        spec, _ = load_spec(config.model)
+        return build_model(spec), {"spec": spec}
+    options = {"num_classes": num_classes, "in_channels": in_channels, **config.model_options}
+    return create_model(config.model, **options), {"model_options": options}
+
+
+def _optimizer(config: TrainConfig, model):
+    lr = config.lr if config.lr is not None else DEFAULT_LR.get(config.optimizer)
+    if config.optimizer == "sgd":
+        opt = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                        nesterov=config.momentum > 0)
+    elif config.optimizer == "adam":
+        opt = optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer '{config.optimizer}': use sgd or adam")
+    if config.schedule == "cosine":
+        return opt, optim.CosineAnnealingLR(opt, T_max=config.epochs)
+    if config.schedule == "step":
+        return opt, optim.StepLR(opt, step_size=max(config.epochs // 3, 1), gamma=0.1)
+    if config.schedule == "none":
+        return opt, None
+    raise ValueError(f"unknown schedule '{config.schedule}': use cosine, step or none")
+
+
+def _transforms(train_set, config: TrainConfig, normalize: dict):
+    channels, height, width = train_set.input_size
+    steps = []
+    if config.augment:
+        steps.append(data.transforms.RandomCrop((height, width), padding=max(height // 8, 1)))
+        if channels == 3:
+            steps.append(data.transforms.RandomHorizontalFlip())
+    steps.append(data.transforms.Normalize(normalize["mean"], normalize["std"]))
+    return data.transforms.Compose(steps)
+
+
+def channel_statistics(dataset) -> dict:
+    """Per-channel mean and standard deviation of a dataset's images, in [0, 1] units."""
+    images = dataset.images.astype(np.float32) / (255.0 if dataset.images.dtype == np.uint8 else 1.0)
+    return {"mean": images.mean(axis=(0, 2, 3)).tolist(), "std": (images.std(axis=(0, 2, 3)) + 1e-8).tolist()}
+
+
+def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None):
+    """Everything a run needs, built from its configuration (also when resuming)."""
+    target = backend.device(config.device)
+    if target.type == "cuda":
+        backend.check_cuda_device(target)
+    train_set, test_set, dataset_name, fallback = _datasets(config, progress, notify)
+    if config.limit_train:
+        train_set = data.ArrayDataset(train_set.images[: config.limit_train], train_set.labels[: config.limit_train], train_set.classes)
+    normalize = channel_statistics(train_set)
+    train_set.transform = _transforms(train_set, config, normalize)
+    test_set.transform = data.transforms.Normalize(normalize["mean"], normalize["std"])
+    backend.manual_seed(config.seed)
+    model, model_meta = _model(config, train_set.num_classes, train_set.input_size[0])
+    model.to(target)
+    optimizer, scheduler = _optimizer(config, model)
+    meta = {
+        "model": config.model, **model_meta, "dataset": dataset_name, "classes": list(train_set.classes),
+        "input_size": list(train_set.input_size), "normalize": normalize, "config": asdict(config),
+    }
+    trainer = Trainer(
+        model, optimizer,
+        data.DataLoader(train_set, config.batch_size, shuffle=True, seed=config.seed),
+        data.DataLoader(test_set, 1000),
+        config.out, scheduler=scheduler, device=target, meta=meta, callbacks=callbacks,
+    )
+    return trainer, dataset_name, fallback
+
+
+def train(config: TrainConfig, callbacks: Callbacks | None = None, progress=None, notify=print) -> RunResult:
+    """Run a training from scratch into config.out (a new folder unless it has no checkpoint yet)."""
+    if config.seed is None:
+        config.seed = int(np.random.SeedSequence().entropy % 2**31)
+    if config.out is None:
+        name = Path(config.model).stem if is_spec_path(config.model) else config.model
+        config.out = str(Path("runs") / f"{name}-{config.dataset or 'mnist'}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(config.out)
+    if (out / "last.npz").exists():
+        raise FileExistsError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
+    trainer, dataset_name, fallback = _prepare(config, progress, notify, callbacks)
+    config.dataset = dataset_name
+    trainer.meta["config"] = asdict(config)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+    (out / "metrics.jsonl").write_text("", encoding="utf-8")
+    history = trainer.fit(config.epochs)
+    return RunResult(out, history, dataset_name, fallback)
+
+
+def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=print, epochs: int | None = None) -> RunResult:
+    """Continue a run from run_dir/last.npz to its configured number of epochs (or `epochs`)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a minicnn run folder (no config.json): give the --out folder of a run")
+    config = TrainConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    config.out = str(run_dir)
+    if epochs is not None:
+        config.epochs = epochs
+    checkpoint = load_checkpoint(run_dir / "last.npz")
+    trainer, dataset_name, _ = _prepare(config, progress, notify, callbacks)
+    trainer.restore(checkpoint)
+    _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.meta)
+    history = trainer.fit(config.epochs)
+    return RunResult(run_dir, history, dataset_name)
+
+
+def _truncate_metrics(path: Path, meta: dict) -> None:
+    """Keep the metrics of the epochs the checkpoint covers (a run killed after writing a line
+    but before its checkpoint would otherwise log that epoch twice)."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept = [line for line in lines if line.strip() and json.loads(line)["epoch"] < meta["epoch"]]
+    kept.append(json.dumps(meta["metrics"]))
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
+def model_from_checkpoint(path):
+    """(model in eval mode, checkpoint metadata) from a checkpoint file."""
+    checkpoint = load_checkpoint(path)
+    meta = checkpoint.meta
+    model = build_model(meta["spec"]) if "spec" in meta else create_model(meta["model"], **meta.get("model_options", {}))
+    model.load_state_dict(checkpoint.model)
+    return model.eval(), meta
+
+
+def evaluate_checkpoint(path, dataset: str | None = None, data_dir: str | None = None, progress=None) -> dict:
+    """Test loss and accuracy of a checkpoint on its dataset's test split (or another dataset's)."""
+    model, meta = model_from_checkpoint(path)
+    name = dataset or meta["dataset"]
+    options = {"progress": progress} if progress else {}
+    if data_dir:
+        options["data_dir"] = data_dir
+    test_set = data.load_dataset(name, "test", **options)
+    if tuple(test_set.input_size) != tuple(meta["input_size"]):
+        raise ValueError(f"dataset '{name}' has images of {test_set.input_size} but the model was trained on {tuple(meta['input_size'])}")
+    test_set.transform = data.transforms.Normalize(meta["normalize"]["mean"], meta["normalize"]["std"])
+    loss, accuracy = evaluate(model, data.DataLoader(test_set, 1000))
+    return {"dataset": name, "images": len(test_set), "test_loss": loss, "test_accuracy": accuracy}
+
+
+def predict(path, images: list) -> list[dict]:
+    """Class and probability for each image file (PNG or JPEG), resized to the model's input."""
+    from minicnn.data.image_folder import read_image
+
+    model, meta = model_from_checkpoint(path)
+    channels, height, width = meta["input_size"]
+    batch = np.stack([read_image(image, (height, width), channels) for image in images]).astype(np.float32) / 255.0
+    batch = data.transforms.Normalize(meta["normalize"]["mean"], meta["normalize"]["std"])(batch)
+    with no_grad():
+        probabilities = softmax(model(Tensor(batch)), 1).numpy()
+    best = probabilities.argmax(axis=1)
+    return [
+        {"image": str(image), "class": meta["classes"][k], "index": int(k), "probability": float(probabilities[i, k])}
+        for i, (image, k) in enumerate(zip(images, best))
+    ]

@@ -1,0 +1,172 @@
+"""The training loop: epochs of minibatch gradient descent, evaluation, metrics and checkpoints.
+
+Each epoch: train on every batch (forward, cross-entropy, backward, optimizer step), evaluate on
+the test set, append one line to metrics.jsonl, and write the `last` checkpoint (and `best`, when
+test accuracy improved) atomically. Everything a resumed run needs is in the checkpoint: model,
+optimizer, scheduler, epoch, best accuracy and the random generator's state; the data order of
+epoch e depends only on (seed, e). So a run stopped at any moment and resumed from `last`
+finishes with the same weights as one never stopped.
+
+The loop never prints: it reports through a `Callbacks` object (the CLI draws progress bars).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minicnn import backend
+from minicnn.autograd import Tensor, no_grad
+from minicnn.functional import cross_entropy
+from minicnn.train.checkpoint import save_checkpoint
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Callbacks:
+    """Hooks the loop calls; subclass and override what you need (all do nothing by default)."""
+
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        pass
+
+    def on_batch(self, epoch: int, batch: int, loss: float, accuracy: float, images_per_second: float) -> None:
+        pass
+
+    def on_evaluate_start(self, epoch: int, batches: int) -> None:
+        pass
+
+    def on_epoch_end(self, metrics: dict) -> None:
+        pass
+
+
+@dataclass
+class EpochStats:
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    def add(self, loss: float, logits: np.ndarray, labels: np.ndarray) -> None:
+        self.loss_sum += loss * len(labels)
+        self.correct += int((logits.argmax(axis=1) == labels).sum())
+        self.seen += len(labels)
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.seen, 1)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.seen, 1)
+
+
+def evaluate(model, loader, device="cpu") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` over every batch of `loader`, in eval mode."""
+    was_training = model.training
+    model.eval()
+    stats = EpochStats()
+    with no_grad():
+        for images, labels in loader:
+            logits = model(Tensor(backend.to_device(images, device)))
+            loss = cross_entropy(logits, backend.to_device(labels, device))
+            stats.add(loss.item(), logits.numpy(), labels)
+    model.train(was_training)
+    return stats.loss, stats.accuracy
+
+
+class Trainer:
+    """Trains `model` with `optimizer` (and an optional per-epoch `scheduler`) on `train_loader`,
+    evaluating on `test_loader`, writing into `out_dir`. `meta` is stored in every checkpoint
+    (what is needed to rebuild the model and its data later: names, classes, normalisation)."""
+
+    def __init__(self, model, optimizer, train_loader, test_loader, out_dir, scheduler=None, device="cpu",
+                 meta: dict | None = None, callbacks: Callbacks | None = None):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.train_loader, self.test_loader = train_loader, test_loader
+        self.out_dir, self.device = Path(out_dir), backend.device(device)
+        self.meta = dict(meta or {})
+        self.callbacks = callbacks or Callbacks()
+        self.epoch = 0
+        self.best_accuracy = -1.0
+
+    def state(self) -> dict:
+        """What a checkpoint stores besides the model and optimizer arrays."""
+        return {
+            **self.meta,
+            "epoch": self.epoch,
+            "best_accuracy": self.best_accuracy,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng_state": backend.get_rng_state(),
+        }
+
+    def restore(self, checkpoint) -> None:
+        """Continue from a checkpoint written by this loop (see `minicnn.train.resume`)."""
+        self.model.load_state_dict(checkpoint.model)
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        if self.scheduler is not None and checkpoint.meta.get("scheduler") is not None:
+            self.scheduler.load_state_dict(checkpoint.meta["scheduler"])
+        backend.set_rng_state(checkpoint.meta["rng_state"])
+        self.epoch = int(checkpoint.meta["epoch"])
+        self.best_accuracy = float(checkpoint.meta["best_accuracy"])
+
+    def fit(self, epochs: int) -> list[dict]:
+        """Train until `epochs` epochs are done (counting those of a restored run); returns their metrics."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        history = []
+        while self.epoch < epochs:
+            history.append(self._run_epoch(self.epoch + 1, epochs))
+        return history
+
+    def _run_epoch(self, epoch: int, epochs: int) -> dict:
+        self.model.train()
+        self.train_loader.set_epoch(epoch)
+        self.callbacks.on_epoch_start(epoch, epochs, len(self.train_loader))
+        stats = EpochStats()
+        lr = self.optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        for batch, (images, labels) in enumerate(self.train_loader, start=1):
+            logits = self.model(Tensor(backend.to_device(images, self.device)))
+            loss = cross_entropy(logits, backend.to_device(labels, self.device))
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"the loss became {value} at epoch {epoch}, batch {batch}: training stopped. Lower the "
+                    f"learning rate (--lr) or check the data; the last good checkpoint is kept in {self.out_dir}"
+                )
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            stats.add(value, logits.numpy(), labels)
+            self.callbacks.on_batch(epoch, batch, stats.loss, stats.accuracy, stats.seen / (time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.callbacks.on_evaluate_start(epoch, len(self.test_loader))
+        test_loss, test_accuracy = evaluate(self.model, self.test_loader, self.device)
+        self.epoch = epoch
+        metrics = {
+            "epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
+            "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": seconds,
+            "images_per_second": stats.seen / seconds, "lr": lr,
+        }
+        self._save(metrics)
+        self.callbacks.on_epoch_end(metrics)
+        return metrics
+
+    def _save(self, metrics: dict) -> None:
+        improved = metrics["test_accuracy"] > self.best_accuracy
+        if improved:
+            self.best_accuracy = metrics["test_accuracy"]
+        state = {**self.state(), "metrics": metrics}
+        model_state, optimizer_state = self.model.state_dict(), self.optimizer.state_dict()
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(metrics) + "\n")
+        save_checkpoint(self.out_dir / "last.npz", model_state, optimizer_state, state)
+        if improved:
+            save_checkpoint(self.out_dir / "best.npz", model_state, optimizer_state, state)
