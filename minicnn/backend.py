@@ -153,3 +153,13 @@ def random_generator(target: str | Device = CPU):
                 _generators[target] = cupy.random.default_rng(seed)
     return _generators[target]
 
+
+def get_rng_state() -> dict:
+    """The CPU generator's state (a JSON-friendly dict), for checkpoints: dropout masks and
+    initialisation continue exactly where a resumed run left off."""
+    return random_generator(CPU).bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the CPU generator from `get_rng_state()`."""
+    random_generator(CPU).bit_generator.state = state
