@@ -46,7 +46,7 @@ class Registry:
     def get(self, name: str) -> Entry:
         if name in self._entries:
             return self._entries[name]
-        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.7)
         close += [n for n in self._entries if n.lower() == name.lower() and n not in close]
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(sorted(self._entries)) or "none"

@@ -221,7 +221,7 @@ def test_disable_plugins(site):
     site("good", "good_plugin", GOOD)
     system = load(MINICNN_DISABLE_PLUGINS="lenet,good")
     assert system.plugins["lenet"].status == "disabled" and system.plugins["good"].status == "disabled"
-    assert system.registries["models"].names() == []
+    assert "lenet5" not in system.registries["models"] and "tiny" not in system.registries["models"]
     assert "good_plugin" not in sys.modules  # a disabled plugin is never imported
 
 
@@ -233,11 +233,11 @@ def test_plugins_load_lazily_and_without_cupy():
         "print(before, 'minicnn_lenet' in sys.modules, 'cupy' in sys.modules, models)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out[:3] == ["False", "True", "False"] and "'lenet5']" in out[-1]
+    assert out[:3] == ["False", "True", "False"] and "'lenet5'," in " ".join(out[3:])
 
 
 def test_registry_api():
-    assert "lenet5" in mc.list_models() and mc.list_models("len*") == ["lenet5"] and mc.list_models("vgg*") == []
+    assert "lenet5" in mc.list_models() and mc.list_models("len*") == ["lenet5"] and mc.list_models("zz*") == []
     assert mc.get_layer("Conv2d") is mc.nn.Conv2d
     assert "MaxPool2d" in mc.list_layers("*pool*")
     assert isinstance(mc.list_datasets(), list)
@@ -246,7 +246,7 @@ def test_registry_api():
 
 
 def test_unknown_names_suggest_close_matches():
-    with pytest.raises(mc.RegistryError, match=r"unknown model 'lenet'; did you mean 'lenet5'\?"):
+    with pytest.raises(mc.RegistryError, match=r"unknown model 'lenet'; did you mean 'lenet5'"):
         mc.create_model("lenet")
     with pytest.raises(mc.RegistryError, match=r"unknown layer 'conv2d'; did you mean 'Conv2d'\?"):
         mc.get_layer("conv2d")

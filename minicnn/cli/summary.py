@@ -33,7 +33,7 @@ def summary(
     table = Table(title=f"{result.model} on a {'x'.join(map(str, size))} input")
     for column, justify in (("layer", "left"), ("type", "left"), ("output", "left"), ("parameters", "right"),
                             ("mult-adds", "right"), ("receptive field", "right")):
-        table.add_column(column, justify=justify, no_wrap=column in ("layer", "output"))
+        table.add_column(column, justify=justify, no_wrap=column != "receptive field")
     for row in result.rows:
         table.add_row(row.name, row.type, "x".join(map(str, row.output_shape)), f"{row.parameters:,}",
                       f"{row.multiply_adds:,}", "x".join(map(str, row.receptive_field)))
