@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from minicnn.backend import DeviceError
+from minicnn.data import DataError
 from minicnn.registry import RegistryError
 
 app = typer.Typer(help="minicnn: a small, readable framework for convolutional networks.", no_args_is_help=True)
@@ -36,7 +37,7 @@ class Failure:
         except Exception as error:
             if self.debug:
                 raise
-            known = isinstance(error, (ValueError, TypeError, LookupError, OSError, RuntimeError))
+            known = isinstance(error, (ValueError, TypeError, LookupError, OSError, RuntimeError, DataError))
             message = str(error) if known else f"{type(error).__name__}: {error}"
             errors.print(f"[red]error:[/] {escape(message)}", highlight=False)
             if not known:

@@ -34,11 +34,14 @@ class Checkpoint:
 
 def _atomic_write(path: Path, write) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
-        write(file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def save_checkpoint(path, model_state: dict, optimizer_state: dict | None, meta: dict) -> Path:
@@ -72,12 +75,16 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({error}); use another checkpoint, e.g. best.npz") from None
     if "__meta__" not in arrays:
         raise CheckpointError(f"{path} is an .npz file but not a minicnn checkpoint (no __meta__ entry)")
+    strays = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if strays:  # np.load hands back entries that are not .npy files as raw bytes
+        raise CheckpointError(f"checkpoint {path} has entries that are not arrays: {', '.join(strays)}")
     try:
         meta = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"checkpoint {path} has unreadable metadata: {error}") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {meta.get('format')!r}; this minicnn reads {FORMAT!r}")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"checkpoint {path} has format {found!r}; this minicnn reads {FORMAT!r}")
     model = {n[len("model/"):]: a for n, a in arrays.items() if n.startswith("model/")}
     optimizer = {"config": meta.get("optimizer"), "arrays": {n[len("optimizer/"):]: a for n, a in arrays.items() if n.startswith("optimizer/")}}
     return Checkpoint(model, optimizer, meta)

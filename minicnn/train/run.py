@@ -196,8 +196,13 @@ def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=pr
 def _truncate_metrics(path: Path, meta: dict) -> None:
     """Keep the metrics of the epochs the checkpoint covers (a run killed after writing a line
     but before its checkpoint would otherwise log that epoch twice)."""
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    kept = [line for line in lines if line.strip() and json.loads(line)["epoch"] < meta["epoch"]]
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            if json.loads(line)["epoch"] < meta["epoch"]:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):  # a line torn by a crash mid-write
+            continue
     kept.append(json.dumps(meta["metrics"]))
     path.write_text("\n".join(kept) + "\n", encoding="utf-8")
 

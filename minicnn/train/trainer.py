@@ -68,7 +68,7 @@ class EpochStats:
 
 def evaluate(model, loader, device="cpu") -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` over every batch of `loader`, in eval mode."""
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     stats = EpochStats()
     with no_grad():
@@ -76,7 +76,8 @@ def evaluate(model, loader, device="cpu") -> tuple[float, float]:
             logits = model(Tensor(backend.to_device(images, device)))
             loss = cross_entropy(logits, backend.to_device(labels, device))
             stats.add(loss.item(), logits.numpy(), labels)
-    model.train(was_training)
+    for module, training in modes:
+        module.training = training
     return stats.loss, stats.accuracy
 
 
@@ -135,9 +136,11 @@ class Trainer:
             loss = cross_entropy(logits, backend.to_device(labels, self.device))
             value = loss.item()
             if not math.isfinite(value):
+                kept = (f"the last good checkpoint (epoch {self.epoch}) is kept in {self.out_dir / 'last.npz'}"
+                        if self.epoch else "no epoch had finished, so there is no checkpoint")
                 raise NonFiniteLossError(
                     f"the loss became {value} at epoch {epoch}, batch {batch}: training stopped. Lower the "
-                    f"learning rate (--lr) or check the data; the last good checkpoint is kept in {self.out_dir}"
+                    f"learning rate (--lr) or check the data; {kept}"
                 )
             self.optimizer.zero_grad()
             loss.backward()

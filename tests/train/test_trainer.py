@@ -1,0 +1,189 @@
+"""The training loop: metrics.jsonl, last/best checkpoints, a non-finite loss, evaluate(), callbacks,
+and restoring a checkpoint, on a tiny separable dataset and a small model."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.train.trainer as trainer_module
+from minicnn import nn, optim
+from minicnn.data import ArrayDataset, DataLoader
+from minicnn.train import Callbacks, NonFiniteLossError, Trainer, evaluate, load_checkpoint
+
+KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second", "lr"}
+
+
+def rows_dataset(n, seed):
+    """3 classes of 4x4 images: class k has a bright row k, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    images = rng.uniform(0, 0.2, (n, 1, 4, 4)).astype(np.float32)
+    images[np.arange(n), 0, labels, :] += 0.8
+    return ArrayDataset(images, labels, ["top", "middle", "bottom"])
+
+
+def linear_model():
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+
+
+def make_trainer(out, model_factory=linear_model, lr=0.5, scheduler=False, callbacks=None, seed=0):
+    mc.manual_seed(seed)
+    model = model_factory()
+    optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    schedule = optim.StepLR(optimizer, step_size=1, gamma=0.5) if scheduler else None
+    return Trainer(model, optimizer, DataLoader(rows_dataset(48, 1), 8, shuffle=True, seed=seed),
+                   DataLoader(rows_dataset(24, 2), 10), out, scheduler=schedule, meta={"model": "tiny"},
+                   callbacks=callbacks)
+
+
+def logged(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_metrics_jsonl_has_a_line_per_epoch_with_every_key(tmp_path):
+    out = tmp_path / "deep" / "run"
+    history = make_trainer(out, scheduler=True).fit(3)
+    lines = logged(out)
+    assert lines == history and [m["epoch"] for m in lines] == [1, 2, 3]
+    for metrics in lines:
+        assert KEYS <= set(metrics)
+        assert all(math.isfinite(metrics[k]) and metrics[k] >= 0 for k in ("train_loss", "test_loss"))
+        assert 0 <= metrics["train_accuracy"] <= 1 and 0 <= metrics["test_accuracy"] <= 1
+        assert metrics["seconds"] > 0 and metrics["images_per_second"] == pytest.approx(48 / metrics["seconds"])
+    assert [m["lr"] for m in lines] == [0.5, 0.25, 0.125]  # the rate each epoch trained with
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"] and lines[-1]["test_accuracy"] >= 0.9
+
+
+def test_last_every_epoch_and_best_only_when_test_accuracy_improves(tmp_path, monkeypatch):
+    accuracies = iter([0.5, 0.7, 0.6, 0.7, 0.9])
+    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device: (1.0, next(accuracies)))
+    seen = []
+
+    class Watch(Callbacks):
+        def on_epoch_end(self, metrics):
+            last, best = load_checkpoint(tmp_path / "last.npz"), load_checkpoint(tmp_path / "best.npz")
+            seen.append((last.meta["epoch"], best.meta["epoch"], best.meta["best_accuracy"]))
+
+    make_trainer(tmp_path, callbacks=Watch()).fit(5)
+    assert seen == [(1, 1, 0.5), (2, 2, 0.7), (3, 2, 0.7), (4, 2, 0.7), (5, 5, 0.9)]
+    last, best = load_checkpoint(tmp_path / "last.npz"), load_checkpoint(tmp_path / "best.npz")
+    assert last.meta["metrics"] == logged(tmp_path)[-1] and last.meta["model"] == "tiny"
+    assert all(np.array_equal(best.model[name], value) for name, value in last.model.items())
+
+
+def test_a_checkpoint_holds_what_a_resumed_run_needs(tmp_path):
+    make_trainer(tmp_path, scheduler=True).fit(2)
+    meta = load_checkpoint(tmp_path / "last.npz").meta
+    assert {"epoch", "best_accuracy", "scheduler", "rng_state", "metrics", "optimizer"} <= set(meta)
+    assert meta["epoch"] == 2 and meta["scheduler"] is not None and meta["optimizer"]["optimizer"] == "SGD"
+
+
+class Scale(nn.Module):
+    """Multiplies by `factor`; setting it to infinity makes the next loss non-finite."""
+
+    def __init__(self):
+        super().__init__()
+        self.factor = 1.0
+
+    def forward(self, x):
+        return x * self.factor
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    scale = Scale()
+    good = {}
+
+    class Sabotage(Callbacks):
+        def on_batch(self, epoch, batch, loss, accuracy, images_per_second):
+            if (epoch, batch) == (2, 2):
+                scale.factor = float("inf")
+
+        def on_epoch_end(self, metrics):
+            good[metrics["epoch"]] = trainer.model.state_dict()
+
+    trainer = make_trainer(tmp_path, model_factory=lambda: nn.Sequential(nn.Flatten(), nn.Linear(16, 3), scale),
+                           callbacks=Sabotage())
+    with pytest.raises(NonFiniteLossError) as raised:
+        trainer.fit(3)
+    message = str(raised.value)
+    assert "epoch 2, batch 3" in message and "--lr" in message and str(tmp_path) in message
+    last = load_checkpoint(tmp_path / "last.npz")
+    assert last.meta["epoch"] == 1 and load_checkpoint(tmp_path / "best.npz").meta["epoch"] == 1
+    for name, value in good[1].items():
+        assert np.isfinite(last.model[name]).all() and np.array_equal(last.model[name], value), name
+    assert not np.array_equal(trainer.model.state_dict()["1.weight"], good[1]["1.weight"])  # epoch 2 had trained on
+    assert [m["epoch"] for m in logged(tmp_path)] == [1]
+
+
+class Probe(nn.Module):
+    """Records the mode it runs in."""
+
+    def __init__(self):
+        super().__init__()
+        self.modes = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        return x
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluate_runs_in_eval_mode_and_restores_the_mode(training):
+    probe = Probe()
+    mc.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3), probe).train(training)
+    loader = DataLoader(rows_dataset(25, 3), 10)
+    loss, accuracy = evaluate(model, loader)
+    assert probe.modes == [False, False, False]
+    assert model.training is training and probe.training is training
+    model.eval()
+    logits = np.concatenate([model(mc.Tensor(x)).numpy() for x, _ in loader])
+    assert accuracy == np.mean(logits.argmax(axis=1) == loader.dataset.labels)
+    assert math.isfinite(loss) and loss > 0
+
+
+def test_callbacks_are_called_in_order(tmp_path):
+    calls = []
+
+    class Record(Callbacks):
+        def on_epoch_start(self, epoch, epochs, batches):
+            calls.append(("start", epoch, epochs, batches))
+
+        def on_batch(self, epoch, batch, loss, accuracy, images_per_second):
+            assert math.isfinite(loss) and 0 <= accuracy <= 1 and images_per_second > 0
+            calls.append(("batch", epoch, batch))
+
+        def on_evaluate_start(self, epoch, batches):
+            calls.append(("evaluate", epoch, batches))
+
+        def on_epoch_end(self, metrics):
+            assert (tmp_path / "last.npz").exists()  # called once the epoch is saved
+            calls.append(("end", metrics["epoch"]))
+
+    history = make_trainer(tmp_path, callbacks=Record()).fit(2)
+    expected = []
+    for epoch in (1, 2):
+        expected += [("start", epoch, 2, 6)] + [("batch", epoch, b) for b in range(1, 7)]
+        expected += [("evaluate", epoch, 3), ("end", epoch)]
+    assert calls == expected and len(history) == 2
+
+
+def dropout_model():
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+
+
+def test_restoring_a_checkpoint_continues_exactly(tmp_path):
+    straight = make_trainer(tmp_path / "straight", dropout_model, lr=0.1, scheduler=True)
+    straight.fit(4)
+    make_trainer(tmp_path / "stopped", dropout_model, lr=0.1, scheduler=True).fit(2)
+    resumed = make_trainer(tmp_path / "stopped", dropout_model, lr=0.1, scheduler=True, seed=0)
+    resumed.restore(load_checkpoint(tmp_path / "stopped" / "last.npz"))
+    assert resumed.epoch == 2 and resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
+    assert [m["epoch"] for m in resumed.fit(4)] == [3, 4]
+    for name, value in straight.model.state_dict().items():
+        assert np.array_equal(resumed.model.state_dict()[name], value), name
+    assert resumed.fit(4) == []  # nothing left to do
