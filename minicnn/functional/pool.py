@@ -129,7 +129,7 @@ def _bin_matrix(size: int, out: int) -> np.ndarray:
     return inside / (ends - starts)[:, None]
 
 
-def _pool_settings(name, x, kernel_size, stride, padding):
+def _pool_settings(name, x, kernel_size, stride, padding, ceil_mode):
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be (N, C, H, W), got shape {tuple(x.shape)}")
     kernel = pair(kernel_size, f"{name} kernel_size")
@@ -139,8 +139,8 @@ def _pool_settings(name, x, kernel_size, stride, padding):
         raise ValueError(f"{name}: kernel {kernel} and stride {stride} must be positive, padding {padding} non-negative")
     if any(2 * p > k for p, k in zip(padding, kernel)):
         raise ValueError(f"{name}: padding {padding} must be at most half the kernel {kernel}")
-    for size, k, p in zip(x.shape[2:], kernel, padding):
-        if size + 2 * p < k:
+    for size, k, s, p in zip(x.shape[2:], kernel, stride, padding):
+        if pool_output_size(size, k, s, p, ceil_mode) < 1:
             raise ValueError(
                 f"{name}: kernel {kernel} is larger than the input {tuple(x.shape[2:])} padded by {padding}"
             )
@@ -151,13 +151,13 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) 
     """Max pooling. x: (N, C, H, W) -> (N, C, oH, oW), stride defaulting to kernel_size:
     2x2 with stride 2 halves each side. oH = floor((H + 2p - k) / s) + 1 (ceil with ceil_mode).
     The gradient of a window goes to its first maximum (row-major order)."""
-    kernel, stride, padding = _pool_settings("max_pool2d", x, kernel_size, stride, padding)
+    kernel, stride, padding = _pool_settings("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
     return MaxPool2d(kernel, stride, padding, ceil_mode)(x)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """Average pooling. x: (N, C, H, W) -> (N, C, oH, oW); sizes as in max_pool2d."""
-    kernel, stride, padding = _pool_settings("avg_pool2d", x, kernel_size, stride, padding)
+    kernel, stride, padding = _pool_settings("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
     return AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad)(x)
 
 

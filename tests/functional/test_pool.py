@@ -376,3 +376,12 @@ def test_pool_rejects_kernel_larger_than_input(pool, name, shape, kernel, paddin
 def test_adaptive_avg_pool2d_rejects_non_positive_size(output_size):
     with pytest.raises(ValueError, match="adaptive_avg_pool2d"):
         F.adaptive_avg_pool2d(mc.tensor(np.zeros((1, 1, 4, 4))), output_size)
+
+
+def test_ceil_mode_keeps_a_window_larger_than_the_input():
+    # PyTorch's rule: a 1x1 map pooled 2x2/2 with ceil_mode has one window, holding the one value
+    x = mc.tensor(np.array([[[[3.5]]]], dtype=np.float32))
+    assert F.max_pool2d(x, 2, 2, ceil_mode=True).numpy().tolist() == [[[[3.5]]]]
+    assert F.avg_pool2d(x, 2, 2, ceil_mode=True).numpy().tolist() == [[[[3.5]]]]
+    with pytest.raises(ValueError, match="larger than the input"):
+        F.max_pool2d(x, 2, 2)
