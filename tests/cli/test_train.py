@@ -13,6 +13,7 @@ from minicnn import backend, data
 from minicnn.cli import app
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py: no real cache or mirror
 UNREACHABLE_MIRROR = "http://127.0.0.1:9/"  # the discard port: nothing listens there
 
 
@@ -21,14 +22,6 @@ def flat(text: str) -> str:
     return "".join(text.split())
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No user data folder, mirror or proxy; the download cache in a temporary folder."""
-    for name in ("MINICNN_DATA", "MINICNN_MIRROR", "XDG_CACHE_HOME", "http_proxy", "HTTP_PROXY", "https_proxy",
-                 "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 @pytest.fixture(scope="module")

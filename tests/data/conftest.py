@@ -33,14 +33,6 @@ def mnist_copy(shared_mnist, tmp_path) -> Path:
     return folder
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No user data folder, mirror or proxy; the cache in a temporary folder."""
-    for name in ("MINICNN_DATA", "MINICNN_MIRROR", "XDG_CACHE_HOME", "http_proxy", "HTTP_PROXY", "https_proxy",
-                 "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 class Mirror:
@@ -119,3 +111,9 @@ def closed_port_url() -> str:
     port = server.server_address[1]
     server.server_close()
     return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data(isolated):
+    """Every test in this folder runs with the isolated data environment (tests/conftest.py)."""
+    return isolated

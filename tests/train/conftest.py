@@ -8,14 +8,6 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / 
 UNREACHABLE_MIRROR = "http://127.0.0.1:9/"  # the discard port: nothing listens there
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No user data folder, mirror or proxy; the download cache in a temporary folder."""
-    for name in ("MINICNN_DATA", "MINICNN_MIRROR", "XDG_CACHE_HOME", "http_proxy", "HTTP_PROXY", "https_proxy",
-                 "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 @pytest.fixture
@@ -32,3 +24,9 @@ def shared_mnist() -> Path:
     if not all((SHARED_MNIST / f"{name}.gz").is_file() for name in names):
         pytest.skip(f"the real MNIST files are not in {SHARED_MNIST.resolve()}")
     return SHARED_MNIST
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data(isolated):
+    """Every test in this folder runs with the isolated data environment (tests/conftest.py)."""
+    return isolated
