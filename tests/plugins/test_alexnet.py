@@ -181,18 +181,9 @@ def test_same_function_as_a_torch_twin_of_the_small_variant():
     assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
-def test_torchvision_weights_compute_the_same_function(monkeypatch):
-    torch = pytest.importorskip("torch")
+def test_torchvision_weights_compute_the_same_function(monkeypatch, same_as_torch):
     torchvision = pytest.importorskip("torchvision")
-    reference = torchvision.models.alexnet(weights=None).eval()
+    reference = torchvision.models.alexnet(weights=None)
+    assert list(reference.state_dict()) == NAMES
     structure_only(monkeypatch)
-    model = mc.create_model("alexnet").eval()
-    state = {k: v.detach().numpy() for k, v in reference.state_dict().items()}
-    assert list(state) == NAMES
-    model.load_state_dict(state)
-    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    with torch.no_grad():
-        expected = reference(torch.from_numpy(x)).numpy()
-    with mc.no_grad():
-        actual = model(mc.tensor(x)).numpy()
-    assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max()
+    same_as_torch(mc.create_model("alexnet"), reference, seed=2)

@@ -192,20 +192,11 @@ def torchvision_googlenet(torch, torchvision, aux_logits):
     return model.eval()
 
 
-def test_same_function_as_torchvision():
+def test_same_function_as_torchvision(same_as_torch):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
     theirs = torchvision_googlenet(torch, torchvision, aux_logits=False)
-    ours = mc.create_model("googlenet").eval()
-    state = {name: value.detach().numpy() for name, value in theirs.state_dict().items()}
-    assert list(ours.state_dict()) == list(state)
-    ours.load_state_dict(state)
-    x = np.random.default_rng(3).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(x)).numpy()
-    with mc.no_grad():
-        got = ours(mc.tensor(x)).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    same_as_torch(mc.create_model("googlenet"), theirs, seed=3)
 
 
 def test_torchvision_auxiliary_heads_load_and_compute_the_same():

@@ -291,23 +291,13 @@ def _perturb_batch_norms(torch, model):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_same_function_as_torchvision(name):
+def test_same_function_as_torchvision(name, same_as_torch):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
-    twin = getattr(torchvision.models, name)(weights=None).eval()
+    twin = getattr(torchvision.models, name)(weights=None)
     _perturb_batch_norms(torch, twin)
-    state = {key: value.detach().numpy() for key, value in twin.state_dict().items()}
-    model = mc.create_model(name)
-    assert list(state) == list(model.state_dict())
-    model.load_state_dict(state)
-    model.eval()
-    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    with torch.no_grad():
-        expected = twin(torch.from_numpy(x)).numpy()
-    with mc.no_grad():
-        got = model(mc.tensor(x)).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    same_as_torch(mc.create_model(name), twin, seed=0)
 
 
 def _torch_cifar_resnet(torch, depth, in_channels):

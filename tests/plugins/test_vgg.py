@@ -264,20 +264,10 @@ def randomise_batch_norm(module, torch):
 
 
 @pytest.mark.parametrize("name", IMAGENET)
-def test_torchvision_weights_compute_the_same_function(name, monkeypatch):
+def test_torchvision_weights_compute_the_same_function(name, monkeypatch, same_as_torch):
     torch = pytest.importorskip("torch")
     torchvision = pytest.importorskip("torchvision")
     reference = getattr(torchvision.models, name)(weights=None)
     randomise_batch_norm(reference, torch)
-    reference.eval()
     structure_only(monkeypatch)
-    model = mc.create_model(name).eval()
-    state = {k: v.detach().numpy() for k, v in reference.state_dict().items()}
-    model.load_state_dict(state)
-    assert list(model.state_dict()) == list(state)
-    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    with torch.no_grad():
-        expected = reference(torch.from_numpy(x)).numpy()
-    with mc.no_grad():
-        actual = model(mc.tensor(x)).numpy()
-    assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max()
+    same_as_torch(mc.create_model(name), reference, seed=2)
