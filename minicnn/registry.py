@@ -29,6 +29,15 @@ class Entry:
     example: dict = field(default_factory=dict)
 
 
+def did_you_mean(name: str, candidates) -> str:
+    """"; did you mean 'a', 'b'?" for the candidates closest to `name` (a case-only difference
+    always counts), or "" when none is close."""
+    candidates = list(candidates)
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.7)
+    close += [n for n in candidates if n.lower() == name.lower() and n not in close]
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 class Registry:
     def __init__(self, kind: str):
         self.kind = kind
@@ -46,20 +55,14 @@ class Registry:
     def get(self, name: str) -> Entry:
         if name in self._entries:
             return self._entries[name]
-        close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.7)
-        close += [n for n in self._entries if n.lower() == name.lower() and n not in close]
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(sorted(self._entries)) or "none"
-        raise RegistryError(f"unknown {self.kind} '{name}'{hint} (registered: {known})")
+        raise RegistryError(f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)} (registered: {known})")
 
     def names(self, pattern: str = "*") -> list[str]:
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
 
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in sorted(self._entries)]
-
-    def by_plugin(self, plugin: str) -> list[str]:
-        return sorted(n for n, e in self._entries.items() if e.plugin == plugin)
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries

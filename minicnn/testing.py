@@ -19,7 +19,6 @@ minicnn's generators (`manual_seed`) as it goes, so its results repeat.
 
 from __future__ import annotations
 
-import difflib
 import re
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from minicnn import functional as F
 from minicnn.autograd import Tensor, no_grad
 from minicnn.nn import Module
 from minicnn.plugins import create_model, model_entry, plugin_system
-from minicnn.registry import RegistryError
+from minicnn.registry import RegistryError, did_you_mean
 
 
 class GradcheckError(AssertionError):
@@ -188,10 +187,9 @@ def check(name: str, seed: int = 0) -> ConformanceReport:
     if name in system.registries["layers"]:
         return check_layer(name, seed=seed)
     known = system.registries["models"].names() + system.registries["layers"].names()
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    close += [n for n in known if n.lower() == name.lower() and n not in close]
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise RegistryError(f"unknown model or layer '{name}'{hint} (mc.list_models() and mc.list_layers() list them)")
+    raise RegistryError(
+        f"unknown model or layer '{name}'{did_you_mean(name, known)} (mc.list_models() and mc.list_layers() list them)"
+    )
 
 
 def check_layer(name: str, max_elements: int = 256, seed: int = 0) -> ConformanceReport:
