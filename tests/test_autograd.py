@@ -1,6 +1,7 @@
 """The engine: graph recording, topological backward, freeing, no_grad, devices, debug mode."""
 
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -233,14 +234,18 @@ def test_to_cpu_is_identity():
     assert x.to("cpu") is x
 
 
-def test_cuda_without_cupy_is_a_clear_error():
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        with pytest.raises(mc.DeviceError, match="CuPy is not installed"):
-            mc.tensor([1.0], device="cuda")
-    else:
-        pytest.skip("CuPy is installed here; the GPU suite covers devices")
+def test_cuda_without_cupy_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy now raises ImportError
+    with pytest.raises(mc.DeviceError, match="CuPy is not installed"):
+        mc.tensor([1.0], device="cuda")
+
+
+def test_cuda_with_cupy_but_no_gpu_is_a_clear_error():
+    pytest.importorskip("cupy")
+    if mc.backend.gpu_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(mc.DeviceError, match="no usable CUDA GPU for device 'cuda:0'"):
+        mc.tensor([1.0], device="cuda")
 
 
 def test_mixing_devices_names_op_and_devices(monkeypatch):

@@ -12,6 +12,7 @@ from minicnn.backend import get_array_module
 from minicnn.functional.shape import getitem
 from minicnn.functional.sizes import conv_output_size, pair
 from minicnn.kernels import kernels_for
+from minicnn.kernels.window import Window
 
 
 class Conv2d(Function):
@@ -20,63 +21,72 @@ class Conv2d(Function):
     x: (N, C_in, H, W), weight: (C_out, C_in/groups, kH, kW), bias: (C_out,) or None
     -> (N, C_out, oH, oW), oH = floor((H + top + bottom - dH*(kH-1) - 1) / sH) + 1, likewise oW.
 
-    pads: (top, bottom, left, right) zeros around each image.
+    pads: (top, bottom, left, right) zeros around each image. activation: None or "relu",
+    applied in the same pass that adds the bias (a fused epilogue).
 
-    The padded input is viewed as windows (no copy) and gathered once into a channel-major im2col
-    matrix, cols: (groups, C_in/groups*kH*kW, N*oH*oW), whose rows read contiguous image rows.
-    Then one BLAS product per group: filters (groups, C_out/groups, C_in/groups*kH*kW) @ cols.
-    Backward reuses both: weight gradient = g @ cols^T; input gradient = filters^T @ g, folded
-    back onto the image by col2im.
+    The input is gathered once into a channel-major im2col matrix, cols: (C_in*kH*kW, N*oH*oW)
+    seen as (groups, C_in/groups*kH*kW, N*oH*oW), whose rows read contiguous image rows. Then
+    one BLAS product per group: filters (groups, C_out/groups, C_in/groups*kH*kW) @ cols, and the
+    epilogue turns the channel-major product into (N, C_out, oH, oW) with bias and activation.
+    Layers with few input channels may skip the matrix for a direct convolution where the device
+    has one (the GPU). Backward reuses both: weight gradient = g @ cols^T; input gradient =
+    filters^T @ g, folded back onto the image by col2im.
     """
 
-    def __init__(self, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    def __init__(self, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1, activation=None):
         self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+        self.activation = activation
 
     def forward(self, x, weight, bias=None):
         xp = get_array_module(x)
         kernels = kernels_for(x)
-        n, c, h, w = x.shape
         out_channels, group_channels, kh, kw = weight.shape
-        groups = self.groups
-        top, bottom, left, right = self.pads
-        oh = conv_output_size(h, kh, self.stride[0], top + bottom, self.dilation[0])
-        ow = conv_output_size(w, kw, self.stride[1], left + right, self.dilation[1])
-        padded = kernels.pad2d(x, self.pads)
-        win = kernels.windows(padded, (kh, kw), self.stride, self.dilation, (oh, ow))
-        cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(groups, group_channels * kh * kw, n * oh * ow)
-        filters = weight.reshape(groups, out_channels // groups, group_channels * kh * kw)
-        y = xp.matmul(filters, cols).reshape(out_channels, n, oh, ow).transpose(1, 0, 2, 3)
-        y = xp.ascontiguousarray(y)
-        if bias is not None:
-            y += bias.reshape(1, out_channels, 1, 1)
+        oh = conv_output_size(x.shape[2], kh, self.stride[0], self.pads[0] + self.pads[1], self.dilation[0])
+        ow = conv_output_size(x.shape[3], kw, self.stride[1], self.pads[2] + self.pads[3], self.dilation[1])
+        window = self.window = Window.over(x.shape, (kh, kw), self.stride, self.dilation, self.pads, (oh, ow))
+        self.direct = kernels.uses_direct_conv(window, self.groups)
+        if self.direct:
+            y = kernels.direct_conv2d(x, weight, bias, window, self.groups, self.activation)
+            image_or_cols = x
+        else:
+            image_or_cols = kernels.im2col(x, window).reshape(self.groups, group_channels * kh * kw, -1)
+            product = xp.matmul(self._filters(weight), image_or_cols)
+            y = kernels.conv_epilogue(product, (x.shape[0], out_channels, oh, ow), bias, self.activation)
         self.save_for_backward(
-            filters if self.needs_input_grad[0] else None, cols if self.needs_input_grad[1] else None
+            weight if self.needs_input_grad[0] else None,
+            image_or_cols if self.needs_input_grad[1] else None,
+            y if self.activation else None,
         )
-        self.geometry = (padded.shape, weight.shape, oh, ow)
         return y
+
+    def _filters(self, weight):
+        """weight (C_out, C_in/groups, kH, kW) -> (groups, C_out/groups, C_in/groups*kH*kW)."""
+        return weight.reshape(self.groups, weight.shape[0] // self.groups, -1)
 
     def backward(self, g):
         xp = get_array_module(g)
-        filters, cols = self.saved
-        padded_shape, weight_shape, oh, ow = self.geometry
-        n, c = padded_shape[:2]
-        out_channels, group_channels, kh, kw = weight_shape
-        g_rows = g.transpose(1, 0, 2, 3).reshape(self.groups, out_channels // self.groups, n * oh * ow)
+        kernels = kernels_for(g)
+        weight, image_or_cols, y = self.saved
+        if self.activation == "relu":
+            g = g * (y > 0)
+        window = self.window
+        out_channels = g.shape[1]
+        g_rows = g.transpose(1, 0, 2, 3).reshape(self.groups, out_channels // self.groups, -1)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            g_cols = xp.matmul(filters.transpose(0, 2, 1), g_rows).reshape(c, kh, kw, n, oh, ow)
-            kernels = kernels_for(g)
-            channel_major = (c, n) + tuple(padded_shape[2:])
-            gx = kernels.col2im(g_cols.transpose(1, 2, 0, 3, 4, 5), channel_major, self.stride, self.dilation)
-            gx = xp.ascontiguousarray(kernels.unpad2d(gx, self.pads).transpose(1, 0, 2, 3))
+            gx = kernels.col2im(xp.matmul(self._filters(weight).transpose(0, 2, 1), g_rows), window)
         if self.needs_input_grad[1]:
-            gw = xp.matmul(g_rows, cols.transpose(0, 2, 1)).reshape(weight_shape)
+            cols = image_or_cols
+            if self.direct:
+                cols = kernels.im2col(image_or_cols, window).reshape(self.groups, -1, g_rows.shape[2])
+            gw_shape = (out_channels, window.c // self.groups, window.kh, window.kw)
+            gw = xp.matmul(g_rows, cols.transpose(0, 2, 1)).reshape(gw_shape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = g.sum(axis=(0, 2, 3))
         return gx, gw, gb
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, activation: str | None = None) -> Tensor:
     """Cross-correlate a batch of images with filters: the convolution layer.
 
     x: (N, C_in, H, W); weight: (C_out, C_in/groups, kH, kW); bias: (C_out,) or None.
@@ -84,8 +94,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
       'valid' (none: oH = H - kH + 1),
       'same'  (stride 1 only; output keeps H×W; an odd total goes one more to the bottom/right),
       'full'  (dilation*(k-1) on every side: oH = H + kH - 1).
+    activation: None, or "relu" to apply ReLU in the pass that adds the bias (one pass over the
+      output instead of two; the same values as relu(conv2d(...))).
     Returns (N, C_out, oH, oW) with oH = floor((H + 2*pH - dilation*(kH-1) - 1) / stride) + 1.
     """
+    if activation not in (None, "relu"):
+        raise ValueError(f"conv2d: activation must be None or 'relu', got {activation!r}")
     stride, dilation = pair(stride, "conv2d stride"), pair(dilation, "conv2d dilation")
     if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
         raise ValueError(f"conv2d: stride {stride} and dilation {dilation} must be at least 1")
@@ -101,7 +115,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
                 f"input {tuple(x.shape[2:])} + padding {pads}: use a smaller kernel or more padding"
             )
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2d(stride, pads, dilation, groups)(*inputs)
+    return Conv2d(stride, pads, dilation, groups, activation)(*inputs)
 
 
 def _check_conv_shapes(x, weight, bias, groups) -> None:

@@ -12,33 +12,24 @@ from minicnn.autograd import Function, Tensor
 from minicnn.backend import get_array_module
 from minicnn.functional.sizes import pair, pool_output_size
 from minicnn.kernels import kernels_for
+from minicnn.kernels.window import Window
 
 
 class _WindowPool(Function):
     """Shared geometry for max and average pooling over (N, C, H, W) inputs."""
 
-    fill = 0.0
-
     def __init__(self, kernel, stride, padding, ceil_mode):
         self.kernel, self.stride, self.padding, self.ceil_mode = kernel, stride, padding, ceil_mode
 
-    def _windows(self, x):
-        """x: (N, C, H, W) -> windows (N, C, oH, oW, kH, kW) over the padded input."""
-        kernels = kernels_for(x)
+    def _window(self, x) -> Window:
+        """The pooling windows over x: (N, C, H, W), padded symmetrically; a ceil_mode window
+        may overhang the bottom or right edge by more than the padding."""
         out, pads = [], []
         for size, k, s, p in zip(x.shape[2:], self.kernel, self.stride, self.padding):
             o = pool_output_size(size, k, s, p, self.ceil_mode)
             out.append(o)
-            pads += [p, max(p, (o - 1) * s + k - size - p)]  # ceil_mode's last window may overhang
-        self.pads = tuple(pads)
-        padded = kernels.pad2d(x, self.pads, self.fill)
-        self.padded_shape, self.out_size = padded.shape, tuple(out)
-        return kernels.windows(padded, self.kernel, self.stride, (1, 1), self.out_size)
-
-    def _fold(self, g_cols):
-        """Window gradients (kH, kW, N, C, oH, oW) -> input gradient (N, C, H, W)."""
-        kernels = kernels_for(g_cols)
-        return kernels.unpad2d(kernels.col2im(g_cols, self.padded_shape, self.stride, (1, 1)), self.pads)
+            pads += [p, max(p, (o - 1) * s + k - size - p)]
+        return Window.over(x.shape, self.kernel, self.stride, (1, 1), tuple(pads), tuple(out))
 
 
 class MaxPool2d(_WindowPool):
@@ -46,25 +37,19 @@ class MaxPool2d(_WindowPool):
 
     x: (N, C, H, W) -> (N, C, oH, oW). Ties: the gradient goes to the FIRST maximum in the window
     in row-major order (top row first, then left to right), like PyTorch on the CPU; a NaN counts as
-    the maximum. Padding is -inf, so it is never chosen.
+    the maximum. Padding is never chosen (on the CPU it is -inf; on the GPU it is skipped, which
+    differs only for a window whose real cells are all -inf).
     """
 
-    fill = -np.inf
-
     def forward(self, x):
-        xp = get_array_module(x)
-        win = self._windows(x)
-        flat = win.reshape(win.shape[:4] + (-1,))
-        index = flat.argmax(axis=-1)
-        self.save_for_backward(index[None])
-        return xp.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
+        self.window = self._window(x)
+        y, argmax = kernels_for(x).max_pool(x, self.window)
+        self.save_for_backward(argmax)
+        return y
 
     def backward(self, g):
-        xp = get_array_module(g)
-        (index,) = self.saved
-        g_cols = xp.zeros((self.kernel[0] * self.kernel[1],) + g.shape, dtype=g.dtype)
-        xp.put_along_axis(g_cols, index, g[None], axis=0)
-        return self._fold(g_cols.reshape(self.kernel + g.shape))
+        (argmax,) = self.saved
+        return kernels_for(g).max_pool_backward(g, argmax, self.window)
 
 
 class AvgPool2d(_WindowPool):
@@ -80,23 +65,11 @@ class AvgPool2d(_WindowPool):
         self.count_include_pad = count_include_pad
 
     def forward(self, x):
-        xp = get_array_module(x)
-        sums = self._windows(x).sum(axis=(4, 5))
-        counts = [self._counts(size, o, k, s, p) for size, o, k, s, p in zip(x.shape[2:], self.out_size, self.kernel, self.stride, self.padding)]
-        self.divisor = xp.asarray(np.outer(*counts), dtype=x.dtype)
-        return sums / self.divisor
-
-    def _counts(self, size, out, kernel, stride, padding):
-        starts = np.arange(out) * stride - padding
-        ends = np.minimum(starts + kernel, size + padding)
-        if self.count_include_pad:
-            return ends - starts
-        return np.minimum(ends, size) - np.maximum(starts, 0)
+        self.window = self._window(x)
+        return kernels_for(x).avg_pool(x, self.window, self.count_include_pad)
 
     def backward(self, g):
-        xp = get_array_module(g)
-        per_cell = g / self.divisor
-        return self._fold(xp.broadcast_to(per_cell, self.kernel + g.shape))
+        return kernels_for(g).avg_pool_backward(g, self.window, self.count_include_pad)
 
 
 class AdaptiveAvgPool2d(Function):

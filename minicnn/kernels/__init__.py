@@ -1,14 +1,29 @@
-"""Device kernels: array-level building blocks with no autograd, one module per device."""
+"""Device kernels: array-level building blocks with no autograd, one module per device.
+
+Every kernel module (`cpu` for NumPy arrays, `cuda` for CuPy arrays) offers the same functions,
+each taking a `Window` (minicnn.kernels.window) for its geometry:
+
+  uses_direct_conv(window, groups)             whether direct_conv2d serves this layer better
+  direct_conv2d(x, weight, bias, window, groups, activation) -> y          (cuda only)
+  im2col(x, window) -> cols                    (N, C, H, W) -> (C*kH*kW, N*oH*oW)
+  col2im(cols, window) -> dx                   its adjoint
+  conv_epilogue(cm, shape, bias, activation)   (C_out, N*oH*oW) -> (N, C_out, oH, oW) + bias, activation
+  max_pool(x, window) -> (y, argmax)           max_pool_backward(g, argmax, window) -> dx
+  avg_pool(x, window, count_include_pad)       avg_pool_backward(g, window, count_include_pad) -> dx
+
+Dense products stay with the array module (BLAS through NumPy, cuBLAS through CuPy).
+"""
 
 from __future__ import annotations
 
-from minicnn.backend import DeviceError, device_of
+import importlib
+
+from minicnn.backend import device_of
 from minicnn.kernels import cpu
 
 
 def kernels_for(array):
-    """The kernel module for the device `array` lives on."""
-    where = device_of(array)
-    if where.type != "cpu":
-        raise DeviceError(f"this build of minicnn has no convolution or pooling kernels for {where}; use device='cpu'")
-    return cpu
+    """The kernel module for the device `array` lives on (CUDA's is imported on first use)."""
+    if device_of(array).type == "cpu":
+        return cpu
+    return importlib.import_module("minicnn.kernels.cuda")

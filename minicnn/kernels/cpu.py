@@ -2,13 +2,18 @@
 
 `windows` is im2col without the copy: a strided view that shows every kH×kW window of every
 image at once. Convolution copies it once into a matrix for one BLAS product; pooling reduces over
-its last two axes. `col2im` is the way back (each input element collects the gradient of every
-window it sits in); it loops over the kH·kW kernel offsets, never over positions or images.
+its last two axes. `fold_windows` is the way back (each input element collects the gradient of
+every window it sits in); it loops over the kH·kW kernel offsets, never over positions or images.
+
+The functions after them are the interface every kernel module offers (see minicnn.kernels).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from minicnn.backend import get_array_module
+from minicnn.kernels.window import Window
 
 
 def pad2d(x, pads: tuple, value: float = 0.0):
@@ -47,7 +52,7 @@ def windows(x, kernel: tuple, stride: tuple, dilation: tuple, out_size: tuple):
     )
 
 
-def col2im(cols, shape: tuple, stride: tuple, dilation: tuple):
+def fold_windows(cols, shape: tuple, stride: tuple, dilation: tuple):
     """Sum each window's values back onto the positions it was read from.
 
     cols: (kH, kW, A, B, oH, oW) -> (A, B, H, W), `shape` being the padded input's (A, B, H, W).
@@ -66,3 +71,88 @@ def col2im(cols, shape: tuple, stride: tuple, dilation: tuple):
             columns = slice(b * dw, b * dw + (ow - 1) * sw + 1, sw)
             out[:, :, rows, columns] += cols[a, b]
     return out
+
+
+def uses_direct_conv(window: Window, groups: int) -> bool:
+    """Never on the CPU: one im2col copy and one BLAS product beat a direct loop in NumPy."""
+    return False
+
+
+def im2col(x, window: Window):
+    """x: (N, C, H, W) -> cols (C*kH*kW, N*oH*oW), channel-major: one row per (channel, kernel
+    offset), read from contiguous image rows."""
+    win = windows(pad2d(x, window.pads), window.kernel, window.stride, window.dilation, window.out_size)
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(window.c * window.kh * window.kw, -1)
+
+
+def col2im(cols, window: Window):
+    """The adjoint of `im2col`: cols (C*kH*kW, N*oH*oW) -> (N, C, H, W)."""
+    xp = get_array_module(cols)
+    slabs = cols.reshape(window.c, window.kh, window.kw, window.n, window.oh, window.ow).transpose(1, 2, 0, 3, 4, 5)
+    channel_major = (window.c, window.n) + window.padded_shape[2:]
+    folded = fold_windows(slabs, channel_major, window.stride, window.dilation)
+    return xp.ascontiguousarray(unpad2d(folded, window.pads).transpose(1, 0, 2, 3))
+
+
+def conv_epilogue(cm, shape: tuple, bias, activation: str | None):
+    """The product's channel-major output cm (C_out, N*oH*oW) -> y (N, C_out, oH, oW), plus
+    bias (C_out,) and the activation (None or "relu"), in a new array (cm is left as it was)."""
+    xp = get_array_module(cm)
+    n, channels, oh, ow = shape
+    image_major = cm.reshape(channels, n, oh, ow).transpose(1, 0, 2, 3)
+    y = xp.empty(shape, dtype=cm.dtype)
+    if bias is None:
+        y[...] = image_major
+    else:
+        xp.add(image_major, bias.reshape(1, channels, 1, 1), out=y)
+    if activation == "relu":
+        xp.maximum(y, 0, out=y)
+    return y
+
+
+def max_pool(x, window: Window):
+    """x: (N, C, H, W) -> (y, argmax), both (N, C, oH, oW); argmax is the kernel offset a*kW + b
+    of each window's first maximum (a NaN counts as the maximum)."""
+    xp = get_array_module(x)
+    win = windows(pad2d(x, window.pads, -np.inf), window.kernel, window.stride, (1, 1), window.out_size)
+    flat = win.reshape(win.shape[:4] + (-1,))
+    argmax = flat.argmax(axis=-1)
+    return xp.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0], argmax
+
+
+def max_pool_backward(g, argmax, window: Window):
+    """g, argmax: (N, C, oH, oW) -> (N, C, H, W): each window's gradient lands on its argmax."""
+    xp = get_array_module(g)
+    g_cols = xp.zeros((window.kh * window.kw,) + g.shape, dtype=g.dtype)
+    xp.put_along_axis(g_cols, argmax[None], g[None], axis=0)
+    return _fold_pool(g_cols.reshape(window.kernel + g.shape), window)
+
+
+def avg_pool(x, window: Window, count_include_pad: bool):
+    """x: (N, C, H, W) -> (N, C, oH, oW), each window's sum over its divisor."""
+    sums = windows(pad2d(x, window.pads), window.kernel, window.stride, (1, 1), window.out_size).sum(axis=(4, 5))
+    return sums / avg_pool_divisor(window, count_include_pad, x.dtype)
+
+
+def avg_pool_backward(g, window: Window, count_include_pad: bool):
+    """g: (N, C, oH, oW) -> (N, C, H, W): every cell of a window gets its gradient over the divisor."""
+    xp = get_array_module(g)
+    per_cell = g / avg_pool_divisor(window, count_include_pad, g.dtype)
+    return _fold_pool(xp.broadcast_to(per_cell, window.kernel + g.shape), window)
+
+
+def avg_pool_divisor(window: Window, count_include_pad: bool, dtype) -> np.ndarray:
+    """(oH, oW) cell counts: with count_include_pad every cell inside the padded input, else the
+    real ones only; cells of a ceil-mode window past the padding never count (PyTorch's rule)."""
+    counts = []
+    for size, out, kernel, stride, pad in ((window.h, window.oh, window.kh, window.sh, window.pads[0]),
+                                           (window.w, window.ow, window.kw, window.sw, window.pads[2])):
+        starts = np.arange(out) * stride - pad
+        ends = np.minimum(starts + kernel, size + pad)
+        counts.append(ends - starts if count_include_pad else np.minimum(ends, size) - np.maximum(starts, 0))
+    return np.outer(*counts).astype(dtype)
+
+
+def _fold_pool(g_cols, window: Window):
+    """Window gradients (kH, kW, N, C, oH, oW) -> input gradient (N, C, H, W)."""
+    return unpad2d(fold_windows(g_cols, window.padded_shape, window.stride, (1, 1)), window.pads)

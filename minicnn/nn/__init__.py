@@ -5,6 +5,7 @@ from minicnn.nn import init
 from minicnn.nn.activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from minicnn.nn.containers import ModuleList, Sequential
 from minicnn.nn.conv import Conv2d, Linear
+from minicnn.nn.fuse import fuse_conv_relu
 from minicnn.nn.module import Module, Parameter
 from minicnn.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from minicnn.nn.regularization import BatchNorm1d, BatchNorm2d, Dropout, LocalResponseNorm
@@ -15,4 +16,4 @@ LAYERS = (
     LocalResponseNorm, LogSoftmax, MaxPool2d, ReLU, Sigmoid, Softmax, Tanh,
 )
 
-__all__ = [cls.__name__ for cls in LAYERS] + ["Module", "ModuleList", "Parameter", "Sequential", "init"]
+__all__ = [cls.__name__ for cls in LAYERS] + ["Module", "ModuleList", "Parameter", "Sequential", "fuse_conv_relu", "init"]

@@ -22,6 +22,8 @@ class Conv2d(Module):
     x: (N, in_channels, H, W) -> (N, out_channels, oH, oW); weight: (out_channels,
     in_channels/groups, kH, kW); bias: (out_channels,). padding: int, pair, 'valid', 'same' or
     'full'. Initialised as PyTorch does: weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    `activation` (None, or "relu" once `nn.fuse_conv_relu` has fused the ReLU that followed) is
+    applied in the convolution's own epilogue.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -34,6 +36,7 @@ class Conv2d(Module):
         self.stride, self.dilation = pair(stride, "Conv2d stride"), pair(dilation, "Conv2d dilation")
         self.padding = padding if isinstance(padding, str) else pair(padding, "Conv2d padding")
         self.groups = groups
+        self.activation = None
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
         self.bias = _empty(out_channels) if bias else None
         self.reset_parameters()
@@ -45,7 +48,8 @@ class Conv2d(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                        activation=self.activation)
 
     def multiply_adds(self, input_shape, output_shape) -> int:
         per_output = (self.in_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1]
@@ -59,7 +63,8 @@ class Conv2d(Module):
             text += f", dilation={self.dilation}"
         if self.groups != 1:
             text += f", groups={self.groups}"
-        return text + ("" if self.bias is not None else ", bias=False")
+        text += "" if self.bias is not None else ", bias=False"
+        return text + (f", activation='{self.activation}'" if self.activation else "")
 
 
 class Linear(Module):

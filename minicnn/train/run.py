@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from minicnn import backend, data, optim
+from minicnn import backend, data, nn, optim
 from minicnn.autograd import Tensor, no_grad
 from minicnn.functional import softmax
 from minicnn.plugins import create_model
@@ -140,6 +140,7 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None):
     test_set.transform = data.transforms.Normalize(normalize["mean"], normalize["std"])
     backend.manual_seed(config.seed)
     model, model_meta = _model(config, train_set.num_classes, train_set.input_size[0])
+    nn.fuse_conv_relu(model)
     model.to(target)
     optimizer, scheduler = _optimizer(config, model)
     meta = {

@@ -282,6 +282,28 @@ def test_conv2d_gradcheck(x_shape, w_shape, stride, padding, dilation, groups, w
     assert gradcheck(fn, inputs)
 
 
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding,dilation,groups", GRAD_CASES)
+def test_conv2d_with_fused_relu_equals_relu_after_conv2d(x_shape, w_shape, stride, padding, dilation, groups):
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])]
+    settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    fused = [t(a, True) for a in arrays]
+    apart = [t(a, True) for a in arrays]
+    y_fused = F.conv2d(*fused, activation="relu", **settings)
+    y_apart = F.relu(F.conv2d(*apart, **settings))
+    np.testing.assert_array_equal(y_fused.numpy(), y_apart.numpy())
+    g = rng.standard_normal(y_fused.shape)
+    y_fused.backward(t(g))
+    y_apart.backward(t(g))
+    for a, b in zip(fused, apart):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, activation="relu", **settings), arrays)
+
+
+def test_conv2d_refuses_an_unknown_activation():
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        F.conv2d(t(np.ones((1, 1, 3, 3))), t(np.ones((1, 1, 2, 2))), activation="gelu")
+
+
 def test_conv2d_gradcheck_with_only_one_input_needing_grad():
     x = rng.standard_normal((2, 2, 5, 5))
     w = rng.standard_normal((4, 2, 3, 3))

@@ -1,4 +1,4 @@
-"""minicnn.kernels.cpu: the window view, its adjoint col2im, and padding, against plain loops."""
+"""minicnn.kernels.cpu: the window view, its adjoint fold_windows, and padding, against plain loops."""
 
 import numpy as np
 import pytest
@@ -74,38 +74,38 @@ def test_windows_refuses_windows_that_do_not_fit(out_size):
 
 
 @pytest.mark.parametrize("shape,kernel,stride,dilation", WINDOW_CASES)
-def test_col2im_is_the_adjoint_of_windows(shape, kernel, stride, dilation):
+def test_fold_windows_is_the_adjoint_of_windows(shape, kernel, stride, dilation):
     x = rng.standard_normal(shape)
     out_size = tuple(fitting_windows(shape[2 + i], kernel[i], stride[i], dilation[i]) for i in range(2))
     c = rng.standard_normal(shape[:2] + out_size + kernel)
-    back = cpu.col2im(c.transpose(4, 5, 0, 1, 2, 3), shape, stride, dilation)  # kernel axes first
+    back = cpu.fold_windows(c.transpose(4, 5, 0, 1, 2, 3), shape, stride, dilation)  # kernel axes first
     assert back.shape == shape
     lhs = np.sum(cpu.windows(x, kernel, stride, dilation, out_size) * c)
     rhs = np.sum(x * back)
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
 
 
-def test_col2im_counts_how_many_windows_cover_each_position():
+def test_fold_windows_counts_how_many_windows_cover_each_position():
     # cols: (kH, kW, N, C, oH, oW). 1x4 input, 1x2 windows at stride 1: the inner positions sit
     # in two windows, the ends in one.
     ones = np.ones((1, 2, 1, 1, 1, 3))
-    np.testing.assert_array_equal(cpu.col2im(ones, (1, 1, 1, 4), (1, 1), (1, 1)), [[[[1, 2, 2, 1]]]])
+    np.testing.assert_array_equal(cpu.fold_windows(ones, (1, 1, 1, 4), (1, 1), (1, 1)), [[[[1, 2, 2, 1]]]])
     # 1x7 input, 1x2 windows at stride 3: positions 2, 5 and 6 are never read, so they get nothing.
     np.testing.assert_array_equal(
-        cpu.col2im(np.ones((1, 2, 1, 1, 1, 2)), (1, 1, 1, 7), (1, 3), (1, 1)), [[[[1, 1, 0, 1, 1, 0, 0]]]]
+        cpu.fold_windows(np.ones((1, 2, 1, 1, 1, 2)), (1, 1, 1, 7), (1, 3), (1, 1)), [[[[1, 1, 0, 1, 1, 0, 0]]]]
     )
     # dilation 2: window (0, 2), then (1, 3) -> every position of 1x4 once.
     np.testing.assert_array_equal(
-        cpu.col2im(np.ones((1, 2, 1, 1, 1, 2)), (1, 1, 1, 4), (1, 1), (1, 2)), [[[[1, 1, 1, 1]]]]
+        cpu.fold_windows(np.ones((1, 2, 1, 1, 1, 2)), (1, 1, 1, 4), (1, 1), (1, 2)), [[[[1, 1, 1, 1]]]]
     )
 
 
 def test_col2im_places_each_kernel_offset():
     # one 2x2 window at the origin of a 3x3 input, kernel values 1..4: they land where they were read
     cols = np.arange(1.0, 5.0).reshape(2, 2, 1, 1, 1, 1)
-    np.testing.assert_array_equal(cpu.col2im(cols, (1, 1, 3, 3), (1, 1), (1, 1))[0, 0], [[1, 2, 0], [3, 4, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(cpu.fold_windows(cols, (1, 1, 3, 3), (1, 1), (1, 1))[0, 0], [[1, 2, 0], [3, 4, 0], [0, 0, 0]])
     # the same window dilated by 2 spreads to the corners
-    np.testing.assert_array_equal(cpu.col2im(cols, (1, 1, 3, 3), (1, 1), (2, 2))[0, 0], [[1, 0, 2], [0, 0, 0], [3, 0, 4]])
+    np.testing.assert_array_equal(cpu.fold_windows(cols, (1, 1, 3, 3), (1, 1), (2, 2))[0, 0], [[1, 0, 2], [0, 0, 0], [3, 0, 4]])
 
 
 @pytest.mark.parametrize("pads", [(1, 2, 0, 3), (0, 0, 2, 1), (3, 0, 0, 0), (0, 1, 1, 0), (2, 2, 2, 2)])
@@ -135,3 +135,17 @@ def test_pad2d_without_padding_returns_the_input_and_unpad2d_is_a_view():
     np.testing.assert_array_equal(cpu.unpad2d(x, (0, 0, 0, 0)), x)
     padded = cpu.pad2d(x, (1, 0, 2, 1))
     assert np.shares_memory(cpu.unpad2d(padded, (1, 0, 2, 1)), padded)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_conv_epilogue_lays_out_adds_bias_and_leaves_its_input_alone(n):
+    """(C_out, N*oH*oW) -> (N, C_out, oH, oW); with one image the layout already matches, which
+    must still give a new array rather than add the bias into the caller's product."""
+    cm = rng.standard_normal((4, n * 6))
+    before = cm.copy()
+    bias = rng.standard_normal(4)
+    y = cpu.conv_epilogue(cm, (n, 4, 2, 3), bias, "relu")
+    expected = np.maximum(cm.reshape(4, n, 2, 3).transpose(1, 0, 2, 3) + bias[None, :, None, None], 0)
+    np.testing.assert_array_equal(y, expected)
+    assert y.flags.c_contiguous
+    np.testing.assert_array_equal(cm, before)

@@ -1,0 +1,195 @@
+"""Array-level kernels for CuPy arrays: our own CUDA C++ (cuda/*.cu), loaded with cupy.RawModule.
+
+Each source is compiled by NVRTC the first time a kernel of it runs on a device, then kept for
+the process (and by CuPy's on-disk cache across processes). Local `#include "x.cuh"` lines are
+expanded here before compiling (each header once, so `#pragma once` is dropped), so the source
+CuPy hashes for its cache is everything NVRTC sees.
+
+Launches follow three rules: inputs are made C-contiguous first; scalars go as NumPy int32/int64
+(CuPy would pass a Python int as a 64-bit long and a float as a double); every kernel walks its
+output with a 64-bit grid-stride loop, so a capped grid covers any size. Dense products are not
+here: they are cuBLAS's, through CuPy's matmul, in minicnn.functional.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.backend import cupy_module
+from minicnn.kernels.window import Window
+
+SOURCE_DIR = Path(__file__).with_name("cuda")
+# Each source and the templated kernels it defines, instantiated for every dtype in TYPE_NAMES.
+KERNELS = {
+    "conv.cu": ("im2col", "col2im", "conv_epilogue", "direct_conv2d"),
+    "pool.cu": ("max_pool", "max_pool_backward", "avg_pool", "avg_pool_backward"),
+}
+TYPE_NAMES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+COMPILE_OPTIONS = ("--std=c++17",)
+ACTIVATIONS = {None: 0, "relu": 1}
+BLOCK_SIZE = 256
+BLOCKS_PER_MULTIPROCESSOR = 32
+# Direct convolution, without an im2col matrix, when each output sums at most this many products
+# (C_in/groups * kH * kW): LeNet's 1-channel 5x5 first layer, RGB 3x3 and depthwise layers.
+DIRECT_CONV_MAX_TAPS = 32
+
+_poison = False
+
+
+@contextlib.contextmanager
+def poison_outputs():
+    """Fill every output buffer with NaN (integer ones with INT32_MIN) before a kernel writes it,
+    so a test sees any element a kernel forgot to write."""
+    global _poison
+    before, _poison = _poison, True
+    try:
+        yield
+    finally:
+        _poison = before
+
+
+def source(name: str) -> str:
+    """The text of `cuda/<name>` with its local includes expanded (each header once)."""
+    return _expand(name, set())
+
+
+def _expand(name: str, seen: set) -> str:
+    if name in seen:
+        return ""
+    seen.add(name)
+    text = (SOURCE_DIR / name).read_text().replace("#pragma once\n", "")
+    return re.sub(r'^#include "([\w.]+)"$', lambda m: _expand(m.group(1), seen), text, flags=re.MULTILINE)
+
+
+def name_expressions(name: str) -> list[str]:
+    """The instantiated kernel names of a source: "im2col<float>", "im2col<double>", ..."""
+    return [f"{kernel}<{type_name}>" for kernel in KERNELS[name] for type_name in TYPE_NAMES.values()]
+
+
+@functools.cache
+def _module(name: str, device_id: int):
+    cupy = cupy_module()
+    with cupy.cuda.Device(device_id):
+        return cupy.RawModule(code=source(name), options=COMPILE_OPTIONS, name_expressions=name_expressions(name))
+
+
+@functools.cache
+def _max_blocks(device_id: int) -> int:
+    multiprocessors = cupy_module().cuda.Device(device_id).attributes["MultiProcessorCount"]
+    return multiprocessors * BLOCKS_PER_MULTIPROCESSOR
+
+
+def _launch(source_name: str, kernel: str, like, total: int, *args) -> None:
+    """Run `kernel` from `source_name` for `like`'s dtype over `total` elements."""
+    type_name = TYPE_NAMES.get(like.dtype)
+    if type_name is None:
+        raise TypeError(f"minicnn's CUDA kernels take float32 or float64 arrays, got {like.dtype}")
+    if total == 0:
+        return
+    device_id = like.device.id
+    function = _module(source_name, device_id).get_function(f"{kernel}<{type_name}>")
+    blocks = min(-(-total // BLOCK_SIZE), _max_blocks(device_id))
+    with cupy_module().cuda.Device(device_id):
+        function((blocks,), (BLOCK_SIZE,), (*args,))
+
+
+def _output(shape: tuple, dtype):
+    cupy = cupy_module()
+    if not _poison:
+        return cupy.empty(shape, dtype=dtype)
+    fill = np.nan if np.dtype(dtype).kind == "f" else np.iinfo(dtype).min
+    return cupy.full(shape, fill, dtype=dtype)
+
+
+def _contiguous(array):
+    return cupy_module().ascontiguousarray(array)
+
+
+def uses_direct_conv(window: Window, groups: int) -> bool:
+    """Whether `direct_conv2d` serves this layer better than im2col + cuBLAS."""
+    return window.c // groups * window.kh * window.kw <= DIRECT_CONV_MAX_TAPS
+
+
+def im2col(x, window: Window):
+    """x: (N, C, H, W) -> cols (C*kH*kW, N*oH*oW), channel-major, padding read as zeros."""
+    x = _contiguous(x)
+    cols = _output((window.c * window.kh * window.kw, window.n * window.oh * window.ow), x.dtype)
+    _launch("conv.cu", "im2col", x, cols.size, x, cols, np.int64(cols.size), *window.kernel_args())
+    return cols
+
+
+def col2im(cols, window: Window):
+    """The adjoint of `im2col`: cols (C*kH*kW, N*oH*oW) -> (N, C, H, W), one thread per input
+    element gathering from every window over it (no atomics: deterministic)."""
+    cols = _contiguous(cols)
+    dx = _output((window.n, window.c, window.h, window.w), cols.dtype)
+    _launch("conv.cu", "col2im", cols, dx.size, cols, dx, np.int64(dx.size), *window.kernel_args())
+    return dx
+
+
+def conv_epilogue(cm, shape: tuple, bias, activation: str | None):
+    """cm (C_out, N*oH*oW) -> y (N, C_out, oH, oW) with bias (C_out,) and activation, one pass."""
+    cm = _contiguous(cm)
+    n, channels, oh, ow = shape
+    y = _output(shape, cm.dtype)
+    bias_arg = cm if bias is None else _contiguous(bias)
+    _launch("conv.cu", "conv_epilogue", cm, y.size, cm, bias_arg, y, np.int64(y.size), np.int32(bias is not None),
+            np.int32(ACTIVATIONS[activation]), np.int32(n), np.int32(channels), np.int64(oh * ow))
+    return y
+
+
+def direct_conv2d(x, weight, bias, window: Window, groups: int, activation: str | None):
+    """x: (N, C, H, W), weight: (C_out, C/groups, kH, kW) -> y (N, C_out, oH, oW) with bias and
+    activation, every output summing its products straight from x."""
+    x, weight = _contiguous(x), _contiguous(weight)
+    out_channels = weight.shape[0]
+    y = _output((window.n, out_channels, window.oh, window.ow), x.dtype)
+    bias_arg = weight if bias is None else _contiguous(bias)
+    _launch("conv.cu", "direct_conv2d", x, y.size, x, weight, bias_arg, y, np.int64(y.size),
+            np.int32(bias is not None), np.int32(ACTIVATIONS[activation]), np.int32(out_channels), np.int32(groups),
+            *window.kernel_args())
+    return y
+
+
+def max_pool(x, window: Window):
+    """x: (N, C, H, W) -> (y, argmax), both (N, C, oH, oW); argmax (int32) is the kernel offset
+    a*kW + b of each window's first maximum among its real cells (a NaN counts as the maximum)."""
+    x = _contiguous(x)
+    shape = (window.n, window.c, window.oh, window.ow)
+    y, argmax = _output(shape, x.dtype), _output(shape, np.int32)
+    _launch("pool.cu", "max_pool", x, y.size, x, y, argmax, np.int64(y.size), *window.kernel_args())
+    return y, argmax
+
+
+def max_pool_backward(g, argmax, window: Window):
+    """g, argmax: (N, C, oH, oW) -> (N, C, H, W), each input element gathering the gradient of
+    every window whose argmax it is."""
+    g = _contiguous(g)
+    dx = _output((window.n, window.c, window.h, window.w), g.dtype)
+    _launch("pool.cu", "max_pool_backward", g, dx.size, g, _contiguous(argmax), dx, np.int64(dx.size),
+            *window.kernel_args())
+    return dx
+
+
+def avg_pool(x, window: Window, count_include_pad: bool):
+    """x: (N, C, H, W) -> (N, C, oH, oW), each window's sum over its divisor (PyTorch's counts)."""
+    x = _contiguous(x)
+    y = _output((window.n, window.c, window.oh, window.ow), x.dtype)
+    _launch("pool.cu", "avg_pool", x, y.size, x, y, np.int64(y.size), np.int32(count_include_pad),
+            *window.kernel_args())
+    return y
+
+
+def avg_pool_backward(g, window: Window, count_include_pad: bool):
+    """g: (N, C, oH, oW) -> (N, C, H, W), each input element gathering gradient / divisor of
+    every window over it."""
+    g = _contiguous(g)
+    dx = _output((window.n, window.c, window.h, window.w), g.dtype)
+    _launch("pool.cu", "avg_pool_backward", g, dx.size, g, dx, np.int64(dx.size), np.int32(count_include_pad),
+            *window.kernel_args())
+    return dx

@@ -1,0 +1,193 @@
+"""The CUDA kernels' index arithmetic, tested without a GPU.
+
+Every kernel in minicnn/kernels/cuda/*.cu is a grid-stride loop around one `__host__ __device__`
+element function. tests/kernels/cuda_harness.cpp runs those same functions in a plain CPU loop
+(float64); here each is compared with the NumPy kernels (minicnn.kernels.cpu), the reference, on
+awkward geometries: odd sizes, 3 and 5 channels, 7x7 stride 2, dilation, groups, asymmetric
+padding, ceil-mode overhangs, ties and NaNs.
+"""
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicnn.functional.pool import MaxPool2d
+from minicnn.functional.sizes import conv_output_size
+from minicnn.kernels import cpu, cuda
+from minicnn.kernels.window import Window
+
+HARNESS = Path(__file__).with_name("cuda_harness.cpp")
+rng = np.random.default_rng(6)
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    """The harness built as a shared library, warnings as errors."""
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no C++ compiler to build the kernel harness")
+    library = tmp_path_factory.mktemp("harness") / "cuda_harness.so"
+    command = [compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+               f"-I{cuda.SOURCE_DIR}", "-o", str(library), str(HARNESS)]
+    built = subprocess.run(command, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    return ctypes.CDLL(str(library))
+
+
+def call(function, *args) -> None:
+    """Call a harness function: arrays go as pointers, np.int64 as long long, ints as int, and a
+    Window as a pointer to its fourteen ints."""
+    converted, keep = [], []
+    for arg in args:
+        if isinstance(arg, Window):
+            arg = np.array(arg.kernel_args(), dtype=np.int32)
+        if isinstance(arg, np.ndarray):
+            assert arg.flags.c_contiguous
+            keep.append(arg)
+            converted.append(ctypes.c_void_p(arg.ctypes.data))
+        elif isinstance(arg, np.int64):
+            converted.append(ctypes.c_longlong(int(arg)))
+        else:
+            converted.append(ctypes.c_int(int(arg)))
+    function.restype = None
+    function(*converted)
+
+
+# (input shape, weight shape, stride, pads (top, bottom, left, right), dilation, groups)
+CONV_CASES = [
+    ((2, 3, 7, 9), (4, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ((1, 5, 13, 17), (7, 5, 7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1),
+    ((2, 4, 10, 8), (6, 2, 3, 2), (2, 1), (0, 1, 2, 0), (2, 1), 2),
+    ((3, 1, 28, 28), (6, 1, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),
+    ((2, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ((1, 4, 6, 6), (4, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4),
+    ((2, 7, 5, 5), (3, 7, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ((1, 2, 4, 5), (3, 2, 3, 2), (1, 1), (2, 2, 1, 1), (1, 1), 1),
+    ((1, 3, 9, 11), (5, 3, 3, 3), (3, 2), (1, 2, 0, 1), (2, 3), 1),
+]
+
+
+def conv_window(shape, weight_shape, stride, pads, dilation) -> Window:
+    kernel = weight_shape[2:]
+    out = tuple(conv_output_size(shape[2 + i], kernel[i], stride[i], pads[2 * i] + pads[2 * i + 1], dilation[i])
+                for i in range(2))
+    return Window.over(shape, kernel, stride, dilation, pads, out)
+
+
+@pytest.mark.parametrize("shape,weight_shape,stride,pads,dilation,groups", CONV_CASES)
+def test_im2col_and_col2im_match_the_numpy_kernels(harness, shape, weight_shape, stride, pads, dilation, groups):
+    window = conv_window(shape, weight_shape, stride, pads, dilation)
+    x = rng.standard_normal(shape)
+    cols = np.full((window.c * window.kh * window.kw, window.n * window.oh * window.ow), np.nan)
+    call(harness.im2col, x, cols, np.int64(cols.size), window)
+    np.testing.assert_array_equal(cols, cpu.im2col(x, window))
+
+    g_cols = rng.standard_normal(cols.shape)
+    dx = np.full(shape, np.nan)
+    call(harness.col2im, g_cols, dx, np.int64(dx.size), window)
+    np.testing.assert_allclose(dx, cpu.col2im(g_cols, window), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape,weight_shape,stride,pads,dilation,groups", CONV_CASES)
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_direct_convolution_and_epilogue_match_im2col_and_blas(
+    harness, shape, weight_shape, stride, pads, dilation, groups, with_bias, activation
+):
+    window = conv_window(shape, weight_shape, stride, pads, dilation)
+    x, weight = rng.standard_normal(shape), rng.standard_normal(weight_shape)
+    bias = rng.standard_normal(weight_shape[0]) if with_bias else None
+    out_shape = (window.n, weight_shape[0], window.oh, window.ow)
+    product = weight.reshape(groups, weight_shape[0] // groups, -1) @ cpu.im2col(x, window).reshape(groups, -1, window.n * window.oh * window.ow)
+    expected = cpu.conv_epilogue(product, out_shape, bias, activation)
+    code = cuda.ACTIVATIONS[activation]
+    bias_arg = weight if bias is None else bias
+
+    y = np.full(out_shape, np.nan)
+    call(harness.direct_conv2d, x, weight, bias_arg, y, np.int64(y.size), bias is not None, code, weight_shape[0],
+         groups, window)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+    cm = np.ascontiguousarray(product.reshape(weight_shape[0], -1))
+    y = np.full(out_shape, np.nan)
+    call(harness.conv_epilogue, cm, bias_arg, y, np.int64(y.size), bias is not None, code, window.n, weight_shape[0],
+         np.int64(window.oh * window.ow))
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_relu_epilogue_keeps_nan_like_numpy(harness):
+    cm = np.array([[np.nan, -1.0, 2.0, -0.0]])
+    y = np.full((4, 1, 1, 1), 7.0)
+    call(harness.conv_epilogue, cm, cm, y, np.int64(4), 0, cuda.ACTIVATIONS["relu"], 4, 1, np.int64(1))
+    np.testing.assert_array_equal(y.ravel(), cpu.conv_epilogue(cm, (4, 1, 1, 1), None, "relu").ravel())
+
+
+# (input shape, kernel, stride, padding, ceil_mode)
+POOL_CASES = [
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), False),
+    ((1, 5, 13, 11), (3, 3), (2, 2), (1, 1), True),
+    ((2, 2, 7, 9), (3, 3), (1, 1), (1, 1), False),
+    ((1, 3, 10, 7), (3, 2), (2, 1), (1, 0), True),
+    ((1, 1, 11, 13), (5, 5), (3, 3), (2, 2), True),
+    ((3, 2, 5, 5), (5, 5), (1, 1), (0, 0), False),
+]
+
+
+def pool_window(x, kernel, stride, padding, ceil_mode) -> Window:
+    """The geometry exactly as minicnn.functional.pool computes it."""
+    return MaxPool2d(kernel, stride, padding, ceil_mode)._window(x)
+
+
+def pool_input(shape, ties: bool):
+    """Random values, or small integers so that windows hold tied maxima."""
+    return rng.integers(-2, 3, size=shape).astype(np.float64) if ties else rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_forward_and_backward_match_the_numpy_kernels(harness, shape, kernel, stride, padding, ceil_mode, ties):
+    x = pool_input(shape, ties)
+    window = pool_window(x, kernel, stride, padding, ceil_mode)
+    expected_y, expected_argmax = cpu.max_pool(x, window)
+    y, argmax = np.full(expected_y.shape, np.nan), np.full(expected_y.shape, -99, dtype=np.int32)
+    call(harness.max_pool, x, y, argmax, np.int64(y.size), window)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+
+    g = rng.standard_normal(y.shape)
+    dx = np.full(shape, np.nan)
+    call(harness.max_pool_backward, g, argmax, dx, np.int64(dx.size), window)
+    np.testing.assert_allclose(dx, cpu.max_pool_backward(g, expected_argmax, window), rtol=1e-13, atol=1e-13)
+
+
+def test_max_pool_takes_the_first_nan_like_numpy(harness):
+    x = rng.standard_normal((2, 3, 9, 9))
+    x.ravel()[rng.choice(x.size, 20, replace=False)] = np.nan
+    window = pool_window(x, (3, 3), (2, 2), (1, 1), True)
+    expected_y, expected_argmax = cpu.max_pool(x, window)
+    y, argmax = np.zeros(expected_y.shape), np.zeros(expected_y.shape, dtype=np.int32)
+    call(harness.max_pool, x, y, argmax, np.int64(y.size), window)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avg_pool_forward_and_backward_match_the_numpy_kernels(
+    harness, shape, kernel, stride, padding, ceil_mode, count_include_pad
+):
+    x = rng.standard_normal(shape)
+    window = pool_window(x, kernel, stride, padding, ceil_mode)
+    expected = cpu.avg_pool(x, window, count_include_pad)
+    y = np.full(expected.shape, np.nan)
+    call(harness.avg_pool, x, y, np.int64(y.size), count_include_pad, window)
+    np.testing.assert_allclose(y, expected, rtol=1e-13, atol=1e-13)
+
+    g = rng.standard_normal(y.shape)
+    dx = np.full(shape, np.nan)
+    call(harness.avg_pool_backward, g, dx, np.int64(dx.size), count_include_pad, window)
+    np.testing.assert_allclose(dx, cpu.avg_pool_backward(g, window, count_include_pad), rtol=1e-13, atol=1e-13)
