@@ -80,7 +80,8 @@ def _module(name: str, device_id: int):
 
 @functools.cache
 def _max_blocks(device_id: int) -> int:
-    multiprocessors = cupy_module().cuda.Device(device_id).attributes["MultiProcessorCount"]
+    runtime = cupy_module().cuda.runtime
+    multiprocessors = runtime.deviceGetAttribute(runtime.cudaDevAttrMultiProcessorCount, device_id)
     return multiprocessors * BLOCKS_PER_MULTIPROCESSOR
 
 

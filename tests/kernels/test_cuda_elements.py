@@ -7,11 +7,6 @@ awkward geometries: odd sizes, 3 and 5 channels, 7x7 stride 2, dilation, groups,
 padding, ceil-mode overhangs, ties and NaNs.
 """
 
-import ctypes
-import shutil
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,41 +15,7 @@ from minicnn.functional.sizes import conv_output_size
 from minicnn.kernels import cpu, cuda
 from minicnn.kernels.window import Window
 
-HARNESS = Path(__file__).with_name("cuda_harness.cpp")
 rng = np.random.default_rng(6)
-
-
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory):
-    """The harness built as a shared library, warnings as errors."""
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        pytest.skip("no C++ compiler to build the kernel harness")
-    library = tmp_path_factory.mktemp("harness") / "cuda_harness.so"
-    command = [compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
-               f"-I{cuda.SOURCE_DIR}", "-o", str(library), str(HARNESS)]
-    built = subprocess.run(command, capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr
-    return ctypes.CDLL(str(library))
-
-
-def call(function, *args) -> None:
-    """Call a harness function: arrays go as pointers, np.int64 as long long, ints as int, and a
-    Window as a pointer to its fourteen ints."""
-    converted, keep = [], []
-    for arg in args:
-        if isinstance(arg, Window):
-            arg = np.array(arg.kernel_args(), dtype=np.int32)
-        if isinstance(arg, np.ndarray):
-            assert arg.flags.c_contiguous
-            keep.append(arg)
-            converted.append(ctypes.c_void_p(arg.ctypes.data))
-        elif isinstance(arg, np.int64):
-            converted.append(ctypes.c_longlong(int(arg)))
-        else:
-            converted.append(ctypes.c_int(int(arg)))
-    function.restype = None
-    function(*converted)
 
 
 # (input shape, weight shape, stride, pads (top, bottom, left, right), dilation, groups)
@@ -83,12 +44,12 @@ def test_im2col_and_col2im_match_the_numpy_kernels(harness, shape, weight_shape,
     window = conv_window(shape, weight_shape, stride, pads, dilation)
     x = rng.standard_normal(shape)
     cols = np.full((window.c * window.kh * window.kw, window.n * window.oh * window.ow), np.nan)
-    call(harness.im2col, x, cols, np.int64(cols.size), window)
+    harness("im2col", x, cols, np.int64(cols.size), window)
     np.testing.assert_array_equal(cols, cpu.im2col(x, window))
 
     g_cols = rng.standard_normal(cols.shape)
     dx = np.full(shape, np.nan)
-    call(harness.col2im, g_cols, dx, np.int64(dx.size), window)
+    harness("col2im", g_cols, dx, np.int64(dx.size), window)
     np.testing.assert_allclose(dx, cpu.col2im(g_cols, window), rtol=1e-13, atol=1e-13)
 
 
@@ -108,13 +69,13 @@ def test_direct_convolution_and_epilogue_match_im2col_and_blas(
     bias_arg = weight if bias is None else bias
 
     y = np.full(out_shape, np.nan)
-    call(harness.direct_conv2d, x, weight, bias_arg, y, np.int64(y.size), bias is not None, code, weight_shape[0],
+    harness("direct_conv2d", x, weight, bias_arg, y, np.int64(y.size), bias is not None, code, weight_shape[0],
          groups, window)
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
     cm = np.ascontiguousarray(product.reshape(weight_shape[0], -1))
     y = np.full(out_shape, np.nan)
-    call(harness.conv_epilogue, cm, bias_arg, y, np.int64(y.size), bias is not None, code, window.n, weight_shape[0],
+    harness("conv_epilogue", cm, bias_arg, y, np.int64(y.size), bias is not None, code, window.n, weight_shape[0],
          np.int64(window.oh * window.ow))
     np.testing.assert_array_equal(y, expected)
 
@@ -122,7 +83,7 @@ def test_direct_convolution_and_epilogue_match_im2col_and_blas(
 def test_relu_epilogue_keeps_nan_like_numpy(harness):
     cm = np.array([[np.nan, -1.0, 2.0, -0.0]])
     y = np.full((4, 1, 1, 1), 7.0)
-    call(harness.conv_epilogue, cm, cm, y, np.int64(4), 0, cuda.ACTIVATIONS["relu"], 4, 1, np.int64(1))
+    harness("conv_epilogue", cm, cm, y, np.int64(4), 0, cuda.ACTIVATIONS["relu"], 4, 1, np.int64(1))
     np.testing.assert_array_equal(y.ravel(), cpu.conv_epilogue(cm, (4, 1, 1, 1), None, "relu").ravel())
 
 
@@ -154,13 +115,13 @@ def test_max_pool_forward_and_backward_match_the_numpy_kernels(harness, shape, k
     window = pool_window(x, kernel, stride, padding, ceil_mode)
     expected_y, expected_argmax = cpu.max_pool(x, window)
     y, argmax = np.full(expected_y.shape, np.nan), np.full(expected_y.shape, -99, dtype=np.int32)
-    call(harness.max_pool, x, y, argmax, np.int64(y.size), window)
+    harness("max_pool", x, y, argmax, np.int64(y.size), window)
     np.testing.assert_array_equal(y, expected_y)
     np.testing.assert_array_equal(argmax, expected_argmax)
 
     g = rng.standard_normal(y.shape)
     dx = np.full(shape, np.nan)
-    call(harness.max_pool_backward, g, argmax, dx, np.int64(dx.size), window)
+    harness("max_pool_backward", g, argmax, dx, np.int64(dx.size), window)
     np.testing.assert_allclose(dx, cpu.max_pool_backward(g, expected_argmax, window), rtol=1e-13, atol=1e-13)
 
 
@@ -170,7 +131,7 @@ def test_max_pool_takes_the_first_nan_like_numpy(harness):
     window = pool_window(x, (3, 3), (2, 2), (1, 1), True)
     expected_y, expected_argmax = cpu.max_pool(x, window)
     y, argmax = np.zeros(expected_y.shape), np.zeros(expected_y.shape, dtype=np.int32)
-    call(harness.max_pool, x, y, argmax, np.int64(y.size), window)
+    harness("max_pool", x, y, argmax, np.int64(y.size), window)
     np.testing.assert_array_equal(y, expected_y)
     np.testing.assert_array_equal(argmax, expected_argmax)
 
@@ -184,10 +145,10 @@ def test_avg_pool_forward_and_backward_match_the_numpy_kernels(
     window = pool_window(x, kernel, stride, padding, ceil_mode)
     expected = cpu.avg_pool(x, window, count_include_pad)
     y = np.full(expected.shape, np.nan)
-    call(harness.avg_pool, x, y, np.int64(y.size), count_include_pad, window)
+    harness("avg_pool", x, y, np.int64(y.size), count_include_pad, window)
     np.testing.assert_allclose(y, expected, rtol=1e-13, atol=1e-13)
 
     g = rng.standard_normal(y.shape)
     dx = np.full(shape, np.nan)
-    call(harness.avg_pool_backward, g, dx, np.int64(dx.size), count_include_pad, window)
+    harness("avg_pool_backward", g, dx, np.int64(dx.size), count_include_pad, window)
     np.testing.assert_allclose(dx, cpu.avg_pool_backward(g, window, count_include_pad), rtol=1e-13, atol=1e-13)
