@@ -63,14 +63,22 @@ def fold_windows(cols, shape: tuple, stride: tuple, dilation: tuple):
     """
     xp = get_array_module(cols)
     kh, kw, _, _, oh, ow = cols.shape
-    (sh, sw), (dh, dw) = stride, dilation
     out = xp.zeros(shape, dtype=cols.dtype)
+    for (a, b), where in offset_slices((kh, kw), stride, dilation, (oh, ow)):
+        out[where] += cols[a, b]
+    return out
+
+
+def offset_slices(kernel: tuple, stride: tuple, dilation: tuple, out_size: tuple):
+    """For each kernel offset (a, b), in row-major order, the index of the (.., .., oH, oW) slab of
+    a padded input that the windows read at that offset: x[where][..., i, j] is window (i, j)'s
+    cell (a, b). Pooling and col2im loop over these kH*kW slabs instead of over windows."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
     for a in range(kh):
         for b in range(kw):
             rows = slice(a * dh, a * dh + (oh - 1) * sh + 1, sh)
             columns = slice(b * dw, b * dw + (ow - 1) * sw + 1, sw)
-            out[:, :, rows, columns] += cols[a, b]
-    return out
+            yield (a, b), (slice(None), slice(None), rows, columns)
 
 
 def uses_direct_conv(window: Window, groups: int) -> bool:
@@ -112,33 +120,61 @@ def conv_epilogue(cm, shape: tuple, bias, activation: str | None):
 
 def max_pool(x, window: Window):
     """x: (N, C, H, W) -> (y, argmax), both (N, C, oH, oW); argmax is the kernel offset a*kW + b
-    of each window's first maximum (a NaN counts as the maximum)."""
+    of each window's first maximum (a NaN counts as the maximum).
+
+    One pass per kernel offset over output-sized slabs: y is the running maximum, and a window's
+    argmax is the number of leading offsets whose value is not its maximum. A NaN breaks that
+    count (NaN != NaN), so an output with a NaN goes the slower way, an argmax over each window.
+    """
+    xp = get_array_module(x)
+    slabs = _pool_slabs(pad2d(x, window.pads, -np.inf), window)
+    y = slabs[0].copy()
+    for slab in slabs[1:]:
+        xp.maximum(y, slab, out=y)
+    if xp.isnan(y).any():
+        return _max_pool_by_windows(x, window)
+    argmax = xp.zeros(y.shape, dtype=_offset_dtype(window))
+    leading = xp.ones(y.shape, dtype=bool)
+    for slab in slabs[:-1]:
+        leading &= slab != y
+        argmax += leading
+    return y, argmax
+
+
+def _max_pool_by_windows(x, window: Window):
     xp = get_array_module(x)
     win = windows(pad2d(x, window.pads, -np.inf), window.kernel, window.stride, (1, 1), window.out_size)
     flat = win.reshape(win.shape[:4] + (-1,))
-    argmax = flat.argmax(axis=-1)
-    return xp.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0], argmax
+    argmax = flat.argmax(axis=-1).astype(_offset_dtype(window))
+    return xp.take_along_axis(flat, argmax[..., None].astype(np.intp), axis=-1)[..., 0], argmax
+
+
+def _offset_dtype(window: Window):
+    return np.uint8 if window.kh * window.kw <= 256 else np.int32
 
 
 def max_pool_backward(g, argmax, window: Window):
     """g, argmax: (N, C, oH, oW) -> (N, C, H, W): each window's gradient lands on its argmax."""
-    xp = get_array_module(g)
-    g_cols = xp.zeros((window.kh * window.kw,) + g.shape, dtype=g.dtype)
-    xp.put_along_axis(g_cols, argmax[None], g[None], axis=0)
-    return _fold_pool(g_cols.reshape(window.kernel + g.shape), window)
+    return _unpool(g, window, lambda offset: g * (argmax == offset))
 
 
 def avg_pool(x, window: Window, count_include_pad: bool):
     """x: (N, C, H, W) -> (N, C, oH, oW), each window's sum over its divisor."""
-    sums = windows(pad2d(x, window.pads), window.kernel, window.stride, (1, 1), window.out_size).sum(axis=(4, 5))
-    return sums / avg_pool_divisor(window, count_include_pad, x.dtype)
+    slabs = _pool_slabs(pad2d(x, window.pads), window)
+    total = None
+    for a in range(window.kh):  # each kernel row's sum first, then the rows: NumPy's order for a window sum
+        row = slabs[a * window.kw].copy()
+        for slab in slabs[a * window.kw + 1 : (a + 1) * window.kw]:
+            row += slab
+        total = row if total is None else total + row
+    total /= avg_pool_divisor(window, count_include_pad, x.dtype)
+    return total
 
 
 def avg_pool_backward(g, window: Window, count_include_pad: bool):
     """g: (N, C, oH, oW) -> (N, C, H, W): every cell of a window gets its gradient over the divisor."""
-    xp = get_array_module(g)
     per_cell = g / avg_pool_divisor(window, count_include_pad, g.dtype)
-    return _fold_pool(xp.broadcast_to(per_cell, window.kernel + g.shape), window)
+    return _unpool(g, window, lambda offset: per_cell)
 
 
 def avg_pool_divisor(window: Window, count_include_pad: bool, dtype) -> np.ndarray:
@@ -153,6 +189,22 @@ def avg_pool_divisor(window: Window, count_include_pad: bool, dtype) -> np.ndarr
     return np.outer(*counts).astype(dtype)
 
 
-def _fold_pool(g_cols, window: Window):
-    """Window gradients (kH, kW, N, C, oH, oW) -> input gradient (N, C, H, W)."""
-    return unpad2d(fold_windows(g_cols, window.padded_shape, window.stride, (1, 1)), window.pads)
+def _pool_slabs(padded, window: Window) -> list:
+    """The kH*kW offset slabs (N, C, oH, oW) of a padded input, as views."""
+    return [padded[where] for _, where in offset_slices(window.kernel, window.stride, (1, 1), window.out_size)]
+
+
+def _unpool(g, window: Window, gradient_at):
+    """(N, C, H, W) gradient of a pooling: each kernel offset's slab receives gradient_at(a*kW + b),
+    an (N, C, oH, oW) array. When the windows tile the input exactly (stride = kernel, no padding,
+    nothing left over) every cell has one window, and the slabs are written, not accumulated."""
+    xp = get_array_module(g)
+    tiles = window.stride == window.kernel and not any(window.pads) and \
+        (window.oh * window.kh, window.ow * window.kw) == (window.h, window.w)
+    gx = (xp.empty if tiles else xp.zeros)(window.padded_shape, dtype=g.dtype)
+    for (a, b), where in offset_slices(window.kernel, window.stride, (1, 1), window.out_size):
+        if tiles:
+            gx[where] = gradient_at(a * window.kw + b)
+        else:
+            gx[where] += gradient_at(a * window.kw + b)
+    return unpad2d(gx, window.pads)
