@@ -9,7 +9,7 @@ What is timed, float32 throughout, both frameworks on the same device, inputs an
   requiring grad); and forward + backward to x, weight and bias together.
 - max and average pooling, forward and forward + backward.
 - training steps (forward, cross-entropy, backward, SGD with momentum 0.9) of LeNet-5 and
-  ResNet-20, minicnn's registered models against PyTorch twins that start from the same weights.
+  ResNet-20, minicnn's registered models against the PyTorch twins of twins.py, from the same weights.
 
 The peer on CUDA is PyTorch with cuDNN (autotuned: cudnn.benchmark=True), measured twice:
 "cudnn-fp32", TF32 off for cuDNN and cuBLAS (what minicnn computes: IEEE float32), and
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,51 +263,6 @@ def pool_row(case: Pool, bench: Bench) -> dict:
 
 # ---------------------------------------------------------------- training steps
 
-def torch_twin(name: str):
-    """A PyTorch model with minicnn's layout and state_dict names: LeNet-5 (plugins/lenet) or the
-    CIFAR ResNet-20 of plugins/resnet (option-A shortcuts: every other pixel, zero channels appended)."""
-    nn = torch.nn
-    if name == "lenet5":
-        return nn.Sequential(OrderedDict(
-            features=nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                                   nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2)),
-            classifier=nn.Sequential(nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                                     nn.Linear(84, 10)),
-        ))
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.stride, self.extra = stride, cout - cin
-
-        def forward(self, x):
-            out = self.bn2(self.conv2(TF.relu(self.bn1(self.conv1(x)))))
-            shortcut = TF.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.extra))
-            return TF.relu(out + shortcut)
-
-    class ResNet20(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(16)
-            self.layer1 = nn.Sequential(*(Block(16, 16, 1) for _ in range(3)))
-            self.layer2 = nn.Sequential(Block(16, 32, 2), Block(32, 32, 1), Block(32, 32, 1))
-            self.layer3 = nn.Sequential(Block(32, 64, 2), Block(64, 64, 1), Block(64, 64, 1))
-            self.fc = nn.Linear(64, 10)
-
-        def forward(self, x):
-            x = self.layer3(self.layer2(self.layer1(TF.relu(self.bn1(self.conv1(x))))))
-            return self.fc(x.mean((2, 3)))
-
-    if name == "resnet20":
-        return ResNet20()
-    raise ValueError(f"no PyTorch twin for model '{name}'")
-
-
 def minicnn_trainer(case: Train, state: dict, images, labels, device):
     """(step, state) for minicnn: step() runs one SGD step on images (batch, C, H, W) float32 and
     labels (batch,) int64 and returns the loss; state() is the model's state_dict as NumPy arrays."""
@@ -331,8 +285,9 @@ def minicnn_trainer(case: Train, state: dict, images, labels, device):
 
 def torch_trainer(case: Train, state: dict, images, labels, device):
     """(step, state) for the PyTorch twin, as minicnn_trainer; torch.optim.SGD with its defaults."""
-    model = torch_twin(case.model)
-    model.load_state_dict({name: torch.from_numpy(value) for name, value in state.items()})
+    from twins import load_minicnn_state, torch_twin  # needs PyTorch, which this script treats as optional
+
+    model = load_minicnn_state(torch_twin(case.model), state)
     model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.9)
     x, y = torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
