@@ -7,7 +7,6 @@ Compression is recognised by content, not by name. Every check names the file an
 
 from __future__ import annotations
 
-import gzip
 import os
 import zlib
 
@@ -20,8 +19,9 @@ _TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0
           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The file's content, gunzipped if it is gzip-compressed; clear errors for empty or broken gzip."""
+def read_bytes(path: str | os.PathLike):
+    """The file's content (bytes-like), gunzipped if it is gzip-compressed; clear errors for empty
+    or broken gzip."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -33,12 +33,39 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     if not data.startswith(GZIP_MAGIC):
         return data
     try:
-        return gzip.decompress(data)
+        return _gunzip(data)
     except EOFError as error:
         raise DataFormatError(f"{path}: truncated gzip stream ({len(data):,} bytes; the end of the compressed "
                               f"data is missing); delete it and fetch it again") from error
-    except (gzip.BadGzipFile, zlib.error, OSError) as error:
+    except (zlib.error, OSError) as error:
         raise DataFormatError(f"{path}: corrupt gzip data ({error}); delete it and fetch it again") from error
+
+
+def _gunzip(data: bytes, piece: int = 1 << 20) -> memoryview:
+    """Decompress a one-member gzip stream straight into a buffer of its final size.
+
+    The size is the stream's trailer (ISIZE, the uncompressed length mod 2^32), so the output is
+    never copied or grown: gzip.decompress would hold it about twice while joining. The buffer is
+    np.empty, whose pages are only committed as they are written, so a truncated file's garbage
+    trailer costs nothing before the missing end is detected.
+    """
+    size = int.from_bytes(data[-4:], "little")
+    out = np.empty(size, dtype=np.uint8)
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    written = 0
+    for start in range(0, len(data), piece):
+        chunk = decompressor.decompress(data[start : start + piece])
+        if written + len(chunk) > size:
+            raise OSError(f"more data than the gzip trailer's {size:,} bytes")
+        out[written : written + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        written += len(chunk)
+        if decompressor.eof:
+            break
+    if not decompressor.eof:
+        raise EOFError("the compressed stream ends early")
+    if written != size:
+        raise OSError(f"{written:,} bytes decompressed, the gzip trailer says {size:,}")
+    return memoryview(out)
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
@@ -47,7 +74,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
         raise DataFormatError(f"{source}: too short for an IDX file ({len(data)} bytes, the header alone is 4+)")
     zero, type_code, ndim = data[0:2], data[2], data[3]
     if zero != b"\x00\x00" or type_code not in _TYPES or ndim == 0:
-        hint = " (it looks like an HTML page: a failed download?)" if data.lstrip()[:1] == b"<" else ""
+        hint = " (it looks like an HTML page: a failed download?)" if bytes(data[:64]).lstrip()[:1] == b"<" else ""
         raise DataFormatError(
             f"{source}: not an IDX file: magic number 0x{data[:4].hex()} (expected 0x00000801 for labels or "
             f"0x00000803 for images; the file is not gzip-compressed either){hint}")

@@ -24,12 +24,15 @@ class Conv2d(Function):
     pads: (top, bottom, left, right) zeros around each image. activation: None or "relu",
     applied in the same pass that adds the bias (a fused epilogue).
 
-    The input is gathered once into a channel-major im2col matrix, cols: (C_in*kH*kW, N*oH*oW)
-    seen as (groups, C_in/groups*kH*kW, N*oH*oW), whose rows read contiguous image rows. Then
-    one BLAS product per group: filters (groups, C_out/groups, C_in/groups*kH*kW) @ cols, and the
-    epilogue turns the channel-major product into (N, C_out, oH, oW) with bias and activation.
-    Layers with few input channels may skip the matrix for a direct convolution where the device
-    has one (the GPU). Backward reuses both: weight gradient = g @ cols^T; input gradient =
+    The input is gathered into a channel-major im2col matrix, cols: (C_in*kH*kW, n*oH*oW) seen
+    as (groups, C_in/groups*kH*kW, n*oH*oW), whose rows read contiguous image rows; then one BLAS
+    product per group, filters (groups, C_out/groups, C_in/groups*kH*kW) @ cols, and the epilogue
+    turns the channel-major product into (n, C_out, oH, oW) with bias and activation. The batch
+    goes through in slices of n images chosen by the device's kernels: on the CPU, small enough
+    for the matrix to stay in cache; on the GPU, the whole batch. Layers with few input channels
+    may skip the matrix for a direct convolution where the device has one (the GPU).
+    Backward rebuilds each slice's matrix from the saved input rather than keeping it (for LeNet's
+    first layer it is 25 times the input): weight gradient = g @ cols^T; input gradient =
     filters^T @ g, folded back onto the image by col2im.
     """
 
@@ -40,50 +43,56 @@ class Conv2d(Function):
     def forward(self, x, weight, bias=None):
         xp = get_array_module(x)
         kernels = kernels_for(x)
-        out_channels, group_channels, kh, kw = weight.shape
+        out_channels, _, kh, kw = weight.shape
         oh = conv_output_size(x.shape[2], kh, self.stride[0], self.pads[0] + self.pads[1], self.dilation[0])
         ow = conv_output_size(x.shape[3], kw, self.stride[1], self.pads[2] + self.pads[3], self.dilation[1])
         window = self.window = Window.over(x.shape, (kh, kw), self.stride, self.dilation, self.pads, (oh, ow))
-        self.direct = kernels.uses_direct_conv(window, self.groups)
-        if self.direct:
+        if kernels.uses_direct_conv(window, self.groups):
             y = kernels.direct_conv2d(x, weight, bias, window, self.groups, self.activation)
-            image_or_cols = x
         else:
-            image_or_cols = kernels.im2col(x, window).reshape(self.groups, group_channels * kh * kw, -1)
-            product = xp.matmul(self._filters(weight), image_or_cols)
-            y = kernels.conv_epilogue(product, (x.shape[0], out_channels, oh, ow), bias, self.activation)
-        self.save_for_backward(
-            weight if self.needs_input_grad[0] else None,
-            image_or_cols if self.needs_input_grad[1] else None,
-            y if self.activation else None,
-        )
+            y = kernels.empty((x.shape[0], out_channels, oh, ow), x.dtype)
+            filters = self._filters(weight)
+            for images, part in self._slices(kernels, x):
+                product = xp.matmul(filters, self._cols(kernels, x[images], part))
+                kernels.conv_epilogue(product, y[images].shape, bias, self.activation, out=y[images])
+        self.save_for_backward(weight, x if self.needs_input_grad[1] else None, y if self.activation else None)
         return y
 
     def _filters(self, weight):
         """weight (C_out, C_in/groups, kH, kW) -> (groups, C_out/groups, C_in/groups*kH*kW)."""
         return weight.reshape(self.groups, weight.shape[0] // self.groups, -1)
 
+    def _slices(self, kernels, array):
+        """(slice of the batch, its Window) for each slice the device's kernels take at a time."""
+        n = self.window.n
+        step = kernels.conv_chunk_size(self.window, array.dtype.itemsize)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            yield slice(start, stop), self.window.with_batch(stop - start)
+
+    def _cols(self, kernels, x, part):
+        """The im2col matrix of a slice of images, (groups, C_in/groups*kH*kW, n*oH*oW)."""
+        return kernels.im2col(x, part).reshape(self.groups, -1, part.n * part.oh * part.ow)
+
     def backward(self, g):
         xp = get_array_module(g)
         kernels = kernels_for(g)
-        weight, image_or_cols, y = self.saved
-        if self.activation == "relu":
-            g = g * (y > 0)
-        window = self.window
-        out_channels = g.shape[1]
-        g_rows = g.transpose(1, 0, 2, 3).reshape(self.groups, out_channels // self.groups, -1)
-        gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = kernels.col2im(xp.matmul(self._filters(weight).transpose(0, 2, 1), g_rows), window)
-        if self.needs_input_grad[1]:
-            cols = image_or_cols
-            if self.direct:
-                cols = kernels.im2col(image_or_cols, window).reshape(self.groups, -1, g_rows.shape[2])
-            gw_shape = (out_channels, window.c // self.groups, window.kh, window.kw)
-            gw = xp.matmul(g_rows, cols.transpose(0, 2, 1)).reshape(gw_shape)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            gb = g.sum(axis=(0, 2, 3))
-        return gx, gw, gb
+        weight, x, y = self.saved
+        filters = self._filters(weight)
+        gx = kernels.empty((self.window.n, self.window.c, self.window.h, self.window.w), g.dtype) \
+            if self.needs_input_grad[0] else None
+        gw = xp.zeros(filters.shape[:2] + (filters.shape[2],), dtype=g.dtype) if self.needs_input_grad[1] else None
+        gb = xp.zeros(g.shape[1], dtype=g.dtype) if len(self.needs_input_grad) > 2 and self.needs_input_grad[2] else None
+        for images, part in self._slices(kernels, g):
+            g_part = g[images] * (y[images] > 0) if self.activation == "relu" else g[images]
+            g_rows = g_part.transpose(1, 0, 2, 3).reshape(filters.shape[:2] + (-1,))
+            if gx is not None:
+                kernels.col2im(xp.matmul(filters.transpose(0, 2, 1), g_rows), part, out=gx[images])
+            if gw is not None:
+                gw += xp.matmul(g_rows, self._cols(kernels, x[images], part).transpose(0, 2, 1))
+            if gb is not None:
+                gb += g_rows.sum(axis=2).reshape(-1)
+        return gx, None if gw is None else gw.reshape(weight.shape), gb
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, activation: str | None = None) -> Tensor:

@@ -3,11 +3,14 @@
 Every kernel module (`cpu` for NumPy arrays, `cuda` for CuPy arrays) offers the same functions,
 each taking a `Window` (minicnn.kernels.window) for its geometry:
 
+  empty(shape, dtype)                          an output buffer for kernels to fill (NaN when poisoned)
+  conv_chunk_size(window, itemsize)            how many images a convolution takes at a time
   uses_direct_conv(window, groups)             whether direct_conv2d serves this layer better
   direct_conv2d(x, weight, bias, window, groups, activation) -> y          (cuda only)
   im2col(x, window) -> cols                    (N, C, H, W) -> (C*kH*kW, N*oH*oW)
-  col2im(cols, window) -> dx                   its adjoint
-  conv_epilogue(cm, shape, bias, activation)   (C_out, N*oH*oW) -> (N, C_out, oH, oW) + bias, activation
+  col2im(cols, window, out=None) -> dx         its adjoint
+  conv_epilogue(cm, shape, bias, activation, out=None)
+                                               (C_out, N*oH*oW) -> (N, C_out, oH, oW) + bias, activation
   max_pool(x, window) -> (y, argmax)           max_pool_backward(g, argmax, window) -> dx
   avg_pool(x, window, count_include_pad)       avg_pool_backward(g, window, count_include_pad) -> dx
 

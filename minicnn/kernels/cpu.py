@@ -81,9 +81,25 @@ def offset_slices(kernel: tuple, stride: tuple, dilation: tuple, out_size: tuple
             yield (a, b), (slice(None), slice(None), rows, columns)
 
 
+# Images per slice of a convolution: as many as keep one slice's im2col matrix within this many
+# bytes, so the copy that writes it and the product that reads it stay in the core's L2 cache.
+CONV_CHUNK_BYTES = 1 << 19
+
+
+def empty(shape: tuple, dtype):
+    """An output buffer that a kernel or a loop of kernels will fill completely."""
+    return np.empty(shape, dtype=dtype)
+
+
 def uses_direct_conv(window: Window, groups: int) -> bool:
     """Never on the CPU: one im2col copy and one BLAS product beat a direct loop in NumPy."""
     return False
+
+
+def conv_chunk_size(window: Window, itemsize: int) -> int:
+    """How many images a convolution takes at a time: a cache-sized im2col matrix per slice."""
+    per_image = window.c * window.kh * window.kw * window.oh * window.ow * itemsize
+    return max(1, CONV_CHUNK_BYTES // per_image)
 
 
 def im2col(x, window: Window):
@@ -93,22 +109,26 @@ def im2col(x, window: Window):
     return win.transpose(1, 4, 5, 0, 2, 3).reshape(window.c * window.kh * window.kw, -1)
 
 
-def col2im(cols, window: Window):
-    """The adjoint of `im2col`: cols (C*kH*kW, N*oH*oW) -> (N, C, H, W)."""
+def col2im(cols, window: Window, out=None):
+    """The adjoint of `im2col`: cols (C*kH*kW, N*oH*oW) -> (N, C, H, W), into `out` when given."""
     xp = get_array_module(cols)
     slabs = cols.reshape(window.c, window.kh, window.kw, window.n, window.oh, window.ow).transpose(1, 2, 0, 3, 4, 5)
     channel_major = (window.c, window.n) + window.padded_shape[2:]
     folded = fold_windows(slabs, channel_major, window.stride, window.dilation)
-    return xp.ascontiguousarray(unpad2d(folded, window.pads).transpose(1, 0, 2, 3))
+    if out is None:
+        out = xp.empty((window.n, window.c, window.h, window.w), dtype=cols.dtype)
+    out[...] = unpad2d(folded, window.pads).transpose(1, 0, 2, 3)
+    return out
 
 
-def conv_epilogue(cm, shape: tuple, bias, activation: str | None):
+def conv_epilogue(cm, shape: tuple, bias, activation: str | None, out=None):
     """The product's channel-major output cm (C_out, N*oH*oW) -> y (N, C_out, oH, oW), plus
-    bias (C_out,) and the activation (None or "relu"), in a new array (cm is left as it was)."""
+    bias (C_out,) and the activation (None or "relu"), into `out` (C-contiguous) when given, else
+    a new array (cm is left as it was)."""
     xp = get_array_module(cm)
     n, channels, oh, ow = shape
     image_major = cm.reshape(channels, n, oh, ow).transpose(1, 0, 2, 3)
-    y = xp.empty(shape, dtype=cm.dtype)
+    y = xp.empty(shape, dtype=cm.dtype) if out is None else out
     if bias is None:
         y[...] = image_major
     else:

@@ -99,6 +99,12 @@ def _launch(source_name: str, kernel: str, like, total: int, *args) -> None:
         function((blocks,), (BLOCK_SIZE,), (*args,))
 
 
+def empty(shape: tuple, dtype):
+    """An output buffer that a kernel or a loop of kernels will fill completely (NaN-filled under
+    `poison_outputs`)."""
+    return _output(shape, dtype)
+
+
 def _output(shape: tuple, dtype):
     cupy = cupy_module()
     if not _poison:
@@ -109,6 +115,11 @@ def _output(shape: tuple, dtype):
 
 def _contiguous(array):
     return cupy_module().ascontiguousarray(array)
+
+
+def conv_chunk_size(window: Window, itemsize: int) -> int:
+    """The whole batch at once: a GPU wants the largest products it can get."""
+    return window.n
 
 
 def uses_direct_conv(window: Window, groups: int) -> bool:
@@ -124,20 +135,22 @@ def im2col(x, window: Window):
     return cols
 
 
-def col2im(cols, window: Window):
-    """The adjoint of `im2col`: cols (C*kH*kW, N*oH*oW) -> (N, C, H, W), one thread per input
-    element gathering from every window over it (no atomics: deterministic)."""
+def col2im(cols, window: Window, out=None):
+    """The adjoint of `im2col`: cols (C*kH*kW, N*oH*oW) -> (N, C, H, W), into `out` (C-contiguous)
+    when given; one thread per input element gathering from every window over it (no atomics:
+    deterministic)."""
     cols = _contiguous(cols)
-    dx = _output((window.n, window.c, window.h, window.w), cols.dtype)
+    dx = _output((window.n, window.c, window.h, window.w), cols.dtype) if out is None else out
     _launch("conv.cu", "col2im", cols, dx.size, cols, dx, np.int64(dx.size), *window.kernel_args())
     return dx
 
 
-def conv_epilogue(cm, shape: tuple, bias, activation: str | None):
-    """cm (C_out, N*oH*oW) -> y (N, C_out, oH, oW) with bias (C_out,) and activation, one pass."""
+def conv_epilogue(cm, shape: tuple, bias, activation: str | None, out=None):
+    """cm (C_out, N*oH*oW) -> y (N, C_out, oH, oW) with bias (C_out,) and activation, one pass,
+    into `out` (C-contiguous) when given."""
     cm = _contiguous(cm)
     n, channels, oh, ow = shape
-    y = _output(shape, cm.dtype)
+    y = _output(shape, cm.dtype) if out is None else out
     bias_arg = cm if bias is None else _contiguous(bias)
     _launch("conv.cu", "conv_epilogue", cm, y.size, cm, bias_arg, y, np.int64(y.size), np.int32(bias is not None),
             np.int32(ACTIVATIONS[activation]), np.int32(n), np.int32(channels), np.int64(oh * ow))

@@ -7,7 +7,7 @@ the fourteen ints of `Window2d` (cuda/window.cuh) through `Window.kernel_args()`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +40,10 @@ class Window:
     def over(cls, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple, out_size: tuple) -> Window:
         """The window over an input of `shape` (N, C, H, W)."""
         return cls(*(int(s) for s in shape), *kernel, *stride, *dilation, tuple(pads), *out_size)
+
+    def with_batch(self, n: int) -> Window:
+        """The same windows over n images (a slice of the batch)."""
+        return replace(self, n=n)
 
     @property
     def kernel(self) -> tuple[int, int]:

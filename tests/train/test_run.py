@@ -237,3 +237,15 @@ def test_predict_names_the_classes_of_digit_images(digits_run, tmp_path):
     correct = sum(row["index"] == label for row, label in zip(rows, test_set.labels[:30]))
     assert correct >= 24, rows
     assert rows[-1]["index"] == rows[0]["index"]
+
+
+def test_channel_statistics_match_numpy_over_slices_that_do_not_divide_the_dataset():
+    from types import SimpleNamespace
+
+    from minicnn.train.run import channel_statistics
+
+    images = np.random.default_rng(0).integers(0, 256, size=(1000, 3, 5, 4)).astype(np.uint8)
+    stats = channel_statistics(SimpleNamespace(images=images), chunk=300)
+    as_float = images.astype(np.float64) / 255
+    np.testing.assert_allclose(stats["mean"], as_float.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(stats["std"], as_float.std(axis=(0, 2, 3)) + 1e-8, rtol=1e-12)
