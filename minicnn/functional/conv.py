@@ -32,8 +32,9 @@ class Conv2d(Function):
     for the matrix to stay in cache; on the GPU, the whole batch. Layers with few input channels
     may skip the matrix for a direct convolution where the device has one (the GPU).
     Backward rebuilds each slice's matrix from the saved input rather than keeping it (for LeNet's
-    first layer it is 25 times the input): weight gradient = g @ cols^T; input gradient =
-    filters^T @ g, folded back onto the image by col2im.
+    first layer it is 25 times the input) for the weight gradient, g @ cols^T; the input
+    gradient, filters^T @ g folded back onto the image by col2im, takes the whole batch at once
+    (col2im's loop over kernel offsets costs the same for a slice as for the batch).
     """
 
     def __init__(self, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1, activation=None):
@@ -79,20 +80,22 @@ class Conv2d(Function):
         kernels = kernels_for(g)
         weight, x, y = self.saved
         filters = self._filters(weight)
-        gx = kernels.empty((self.window.n, self.window.c, self.window.h, self.window.w), g.dtype) \
-            if self.needs_input_grad[0] else None
-        gw = xp.zeros(filters.shape[:2] + (filters.shape[2],), dtype=g.dtype) if self.needs_input_grad[1] else None
-        gb = xp.zeros(g.shape[1], dtype=g.dtype) if len(self.needs_input_grad) > 2 and self.needs_input_grad[2] else None
-        for images, part in self._slices(kernels, g):
-            g_part = g[images] * (y[images] > 0) if self.activation == "relu" else g[images]
-            g_rows = g_part.transpose(1, 0, 2, 3).reshape(filters.shape[:2] + (-1,))
-            if gx is not None:
-                kernels.col2im(xp.matmul(filters.transpose(0, 2, 1), g_rows), part, out=gx[images])
-            if gw is not None:
-                gw += xp.matmul(g_rows, self._cols(kernels, x[images], part).transpose(0, 2, 1))
-            if gb is not None:
-                gb += g_rows.sum(axis=2).reshape(-1)
-        return gx, None if gw is None else gw.reshape(weight.shape), gb
+        if self.activation == "relu":
+            g = g * (y > 0)
+        g_rows = g.transpose(1, 0, 2, 3).reshape(filters.shape[:2] + (-1,))
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = kernels.col2im(xp.matmul(filters.transpose(0, 2, 1), g_rows), self.window)
+        if self.needs_input_grad[1]:
+            gw = xp.zeros(filters.shape, dtype=g.dtype)
+            per_image = self.window.oh * self.window.ow
+            for images, part in self._slices(kernels, g):
+                g_part = g_rows[:, :, images.start * per_image : images.stop * per_image]
+                gw += xp.matmul(g_part, self._cols(kernels, x[images], part).transpose(0, 2, 1))
+            gw = gw.reshape(weight.shape)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            gb = g_rows.sum(axis=2).reshape(-1)
+        return gx, gw, gb
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, activation: str | None = None) -> Tensor:

@@ -175,7 +175,7 @@ def _offset_dtype(window: Window):
 
 def max_pool_backward(g, argmax, window: Window):
     """g, argmax: (N, C, oH, oW) -> (N, C, H, W): each window's gradient lands on its argmax."""
-    return _unpool(g, window, lambda offset: g * (argmax == offset))
+    return _unpool(g, window, lambda offset, out: get_array_module(g).multiply(g, argmax == offset, out=out))
 
 
 def avg_pool(x, window: Window, count_include_pad: bool):
@@ -194,7 +194,7 @@ def avg_pool(x, window: Window, count_include_pad: bool):
 def avg_pool_backward(g, window: Window, count_include_pad: bool):
     """g: (N, C, oH, oW) -> (N, C, H, W): every cell of a window gets its gradient over the divisor."""
     per_cell = g / avg_pool_divisor(window, count_include_pad, g.dtype)
-    return _unpool(g, window, lambda offset: per_cell)
+    return _unpool(g, window, lambda offset, out: get_array_module(g).copyto(out, per_cell))
 
 
 def avg_pool_divisor(window: Window, count_include_pad: bool, dtype) -> np.ndarray:
@@ -214,17 +214,20 @@ def _pool_slabs(padded, window: Window) -> list:
     return [padded[where] for _, where in offset_slices(window.kernel, window.stride, (1, 1), window.out_size)]
 
 
-def _unpool(g, window: Window, gradient_at):
-    """(N, C, H, W) gradient of a pooling: each kernel offset's slab receives gradient_at(a*kW + b),
-    an (N, C, oH, oW) array. When the windows tile the input exactly (stride = kernel, no padding,
-    nothing left over) every cell has one window, and the slabs are written, not accumulated."""
+def _unpool(g, window: Window, write_gradient):
+    """(N, C, H, W) gradient of a pooling: write_gradient(a*kW + b, out) writes kernel offset
+    (a, b)'s (N, C, oH, oW) share into `out`. When the windows tile the input exactly (stride =
+    kernel, no padding, nothing left over) every cell has one window, and each share is written
+    straight into its slab; otherwise it is added."""
     xp = get_array_module(g)
     tiles = window.stride == window.kernel and not any(window.pads) and \
         (window.oh * window.kh, window.ow * window.kw) == (window.h, window.w)
     gx = (xp.empty if tiles else xp.zeros)(window.padded_shape, dtype=g.dtype)
+    share = None if tiles else xp.empty_like(g)
     for (a, b), where in offset_slices(window.kernel, window.stride, (1, 1), window.out_size):
         if tiles:
-            gx[where] = gradient_at(a * window.kw + b)
+            write_gradient(a * window.kw + b, gx[where])
         else:
-            gx[where] += gradient_at(a * window.kw + b)
+            write_gradient(a * window.kw + b, share)
+            gx[where] += share
     return unpad2d(gx, window.pads)

@@ -7,7 +7,7 @@ the fourteen ints of `Window2d` (cuda/window.cuh) through `Window.kernel_args()`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class Window:
 
     def with_batch(self, n: int) -> Window:
         """The same windows over n images (a slice of the batch)."""
-        return replace(self, n=n)
+        return Window(n, self.c, self.h, self.w, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, self.pads,
+                      self.oh, self.ow)
 
     @property
     def kernel(self) -> tuple[int, int]:
