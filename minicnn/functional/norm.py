@@ -21,38 +21,56 @@ class BatchNorm(Function):
 
     def forward(self, x, weight=None, bias=None):
         xp = get_array_module(x)
-        self.axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
+        self.shape = (1, -1) + (1,) * (x.ndim - 2)
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, positions): reductions run along rows
+        n = x3.shape[0] * x3.shape[2]
         if self.training:
-            mean = x.mean(axis=self.axes)
-            var = x.var(axis=self.axes)
+            mean = x3.sum(axis=2).sum(axis=0) / n
+            centred = x - mean.reshape(self.shape)
+            var = _channel_dot(xp, centred, centred) / n
             if self.running_mean is not None:
-                n = x.size // x.shape[1]
                 m = self.momentum
                 self.running_mean[...] = (1 - m) * self.running_mean + m * mean
                 self.running_var[...] = (1 - m) * self.running_var + m * var * (n / max(n - 1, 1))
         else:
             mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
+            centred = x - mean.reshape(self.shape)
         inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+        x_hat = centred
+        x_hat *= inv_std.reshape(self.shape)
         self.save_for_backward(x_hat, inv_std, weight)
-        self.shape = shape
-        y = x_hat if weight is None else x_hat * weight.reshape(shape)
-        return y if bias is None else y + bias.reshape(shape)
+        y = x_hat * weight.reshape(self.shape) if weight is not None else x_hat.copy()
+        if bias is not None:
+            y += bias.reshape(self.shape)
+        return y
 
     def backward(self, g):
+        """With g_hat = g * weight: gx = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
+        in training (the batch statistics depend on x), inv_std * g_hat in evaluation; the means
+        per channel come from the bias and weight gradients, so g is read a few times only."""
+        xp = get_array_module(g)
         x_hat, inv_std, weight = self.saved
-        g_hat = g if weight is None else g * weight.reshape(self.shape)
+        g3 = g.reshape(g.shape[0], g.shape[1], -1)
+        n = g3.shape[0] * g3.shape[2]
+        g_sum = g3.sum(axis=2).sum(axis=0)  # the bias gradient
+        g_dot_x_hat = _channel_dot(xp, g, x_hat)  # the weight gradient
+        scale = inv_std if weight is None else inv_std * weight
         gx = None
         if self.needs_input_grad[0]:
-            if self.training:  # the batch statistics depend on x too
-                g_hat = g_hat - g_hat.mean(axis=self.axes, keepdims=True)
-                g_hat = g_hat - x_hat * (g_hat * x_hat).mean(axis=self.axes, keepdims=True)
-            gx = g_hat * inv_std.reshape(self.shape)
+            if self.training:
+                gx = x_hat * (-g_dot_x_hat / n).reshape(self.shape)
+                gx += g
+                gx -= (g_sum / n).reshape(self.shape)
+                gx *= scale.reshape(self.shape)
+            else:
+                gx = g * scale.reshape(self.shape)
         needs = self.needs_input_grad + (False, False)
-        gw = (g * x_hat).sum(axis=self.axes) if needs[1] else None
-        gb = g.sum(axis=self.axes) if needs[2] else None
-        return gx, gw, gb
+        return gx, g_dot_x_hat if needs[1] else None, g_sum if needs[2] else None
+
+
+def _channel_dot(xp, a, b):
+    """Σ a*b per channel over every other axis, for a, b: (N, C, ...) -> (C,), without a temporary."""
+    return xp.einsum("nci,nci->c", a.reshape(a.shape[0], a.shape[1], -1), b.reshape(b.shape[0], b.shape[1], -1))
 
 
 class LocalResponseNorm(Function):
