@@ -1,6 +1,21 @@
 """Fixtures shared across the test folders."""
 
+import zlib
+
+import numpy as np
 import pytest
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    """Each test that takes it runs in float32 and in float64."""
+    return request.param
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded from the test's own id: fresh inputs per case, each case reproducible on its own."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ every floating-point input. Every case runs in float32 and float64.
 
 from __future__ import annotations
 
-import zlib
 
 import numpy as np
 import pytest
@@ -23,17 +22,6 @@ TOLERANCES = {
     np.float32: {"default": dict(rtol=1e-4, atol=1e-5), "conv": dict(rtol=2e-4, atol=1e-4)},
     np.float64: {"default": dict(rtol=1e-10, atol=1e-10), "conv": dict(rtol=1e-10, atol=1e-10)},
 }
-
-
-@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
-def dtype(request):
-    return request.param
-
-
-@pytest.fixture
-def rng(request):
-    """A generator seeded from the test's own id, so each case is reproducible on its own."""
-    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 def check(mc_fn, torch_fn, inputs, dtype, rng, tol="default"):

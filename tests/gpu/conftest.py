@@ -13,7 +13,6 @@ kernels are imported only when a GPU test runs.
 from __future__ import annotations
 
 import importlib
-import zlib
 
 import numpy as np
 import pytest
@@ -33,17 +32,6 @@ TOLERANCES = {
     np.float32: {"elementwise": (1e-5, 1e-6), "sum": (1e-5, 2e-5)},
     np.float64: {"elementwise": (1e-10, 1e-10), "sum": (1e-10, 1e-10)},
 }
-
-
-@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
-def dtype(request):
-    return request.param
-
-
-@pytest.fixture
-def rng(request):
-    """A generator seeded from the test's own id: fresh inputs per case, reproducible one by one."""
-    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 @pytest.fixture

@@ -31,15 +31,9 @@ __host__ __device__ inline T col2im_element(const T* cols, long long i, const Wi
     long long c = i % g.c;
     long long n = i / g.c;
     T sum = T(0);
-    for (int a = 0; a < g.kh; ++a) {
-        long long oi = covering_window(row, g.pad_top, a, g.dh, g.sh, g.oh);
-        if (oi < 0) continue;
-        for (int b = 0; b < g.kw; ++b) {
-            long long oj = covering_window(col, g.pad_left, b, g.dw, g.sw, g.ow);
-            if (oj < 0) continue;
-            sum += cols[((((c * g.kh + a) * g.kw + b) * g.n + n) * g.oh + oi) * g.ow + oj];
-        }
-    }
+    for_each_window_over(row, col, g, [&](int a, int b, long long oi, long long oj) {
+        sum += cols[((((c * g.kh + a) * g.kw + b) * g.n + n) * g.oh + oi) * g.ow + oj];
+    });
     return sum;
 }
 

@@ -42,16 +42,10 @@ __host__ __device__ inline T max_pool_backward_element(const T* dy, const int* a
     long long row = i % g.h;
     long long plane = i / g.h;
     T sum = T(0);
-    for (int a = 0; a < g.kh; ++a) {
-        long long oi = covering_window(row, g.pad_top, a, 1, g.sh, g.oh);
-        if (oi < 0) continue;
-        for (int b = 0; b < g.kw; ++b) {
-            long long oj = covering_window(col, g.pad_left, b, 1, g.sw, g.ow);
-            if (oj < 0) continue;
-            long long out = (plane * g.oh + oi) * g.ow + oj;
-            if (argmax[out] == a * g.kw + b) sum += dy[out];
-        }
-    }
+    for_each_window_over(row, col, g, [&](int a, int b, long long oi, long long oj) {
+        long long out = (plane * g.oh + oi) * g.ow + oj;
+        if (argmax[out] == a * g.kw + b) sum += dy[out];
+    });
     return sum;
 }
 
@@ -102,14 +96,8 @@ __host__ __device__ inline T avg_pool_backward_element(const T* dy, long long i,
     long long row = i % g.h;
     long long plane = i / g.h;
     T sum = T(0);
-    for (int a = 0; a < g.kh; ++a) {
-        long long oi = covering_window(row, g.pad_top, a, 1, g.sh, g.oh);
-        if (oi < 0) continue;
-        for (int b = 0; b < g.kw; ++b) {
-            long long oj = covering_window(col, g.pad_left, b, 1, g.sw, g.ow);
-            if (oj < 0) continue;
-            sum += dy[(plane * g.oh + oi) * g.ow + oj] / T(avg_pool_divisor(oi, oj, g, count_include_pad));
-        }
-    }
+    for_each_window_over(row, col, g, [&](int, int, long long oi, long long oj) {
+        sum += dy[(plane * g.oh + oi) * g.ow + oj] / T(avg_pool_divisor(oi, oj, g, count_include_pad));
+    });
     return sum;
 }

@@ -37,6 +37,20 @@ __host__ __device__ inline long long covering_window(long long position, int pad
     return window < out_size ? window : -1;
 }
 
+// Calls visit(a, b, oi, oj) for every window (oi, oj) whose kernel offset (a, b) lands on input
+// position (row, col), in kernel-offset order: the loop of every gather-style backward kernel.
+template <typename Visit>
+__host__ __device__ inline void for_each_window_over(long long row, long long col, const Window2d& g, Visit visit) {
+    for (int a = 0; a < g.kh; ++a) {
+        long long oi = covering_window(row, g.pad_top, a, g.dh, g.sh, g.oh);
+        if (oi < 0) continue;
+        for (int b = 0; b < g.kw; ++b) {
+            long long oj = covering_window(col, g.pad_left, b, g.dw, g.sw, g.ow);
+            if (oj >= 0) visit(a, b, oi, oj);
+        }
+    }
+}
+
 // A kernel receives the geometry as fourteen int arguments (CuPy passes NumPy int32 scalars
 // as C ints) and rebuilds the struct: WINDOW_PARAMS in its parameter list, WINDOW in its body.
 #define WINDOW_PARAMS                                                                            \
