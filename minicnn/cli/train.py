@@ -128,7 +128,7 @@ def evaluate(
 ) -> None:
     """Test loss and accuracy of a saved model."""
     with fail.on_error():
-        result = evaluate_checkpoint(_checkpoint_file(checkpoint), dataset, data_dir, progress=DownloadBar())
+        result = evaluate_checkpoint(checkpoint_file(checkpoint), dataset, data_dir, progress=DownloadBar())
     if as_json:
         typer.echo(json.dumps(result))
     else:
@@ -143,7 +143,7 @@ def predict(
 ) -> None:
     """The most likely class of each image, with its probability."""
     with fail.on_error():
-        rows = predict_images(_checkpoint_file(checkpoint), images)
+        rows = predict_images(checkpoint_file(checkpoint), images)
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -151,7 +151,7 @@ def predict(
         console.print(f"{row['image']}: {row['class']} ({row['probability']:.1%})")
 
 
-def _checkpoint_file(path: str) -> Path:
+def checkpoint_file(path: str) -> Path:
     """A run folder stands for its best checkpoint."""
     path = Path(path)
     return path / "best.npz" if path.is_dir() and (path / "best.npz").exists() else path

@@ -153,6 +153,9 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None):
     if target.type == "cuda":
         backend.check_cuda_device(target)
     train_set, test_set, dataset_name, fallback = _datasets(config, progress, notify)
+    if config.out is None:  # named after the dataset actually used (digits when MNIST was not found)
+        name = Path(config.model).stem if is_spec_path(config.model) else config.model
+        config.out = str(Path("runs") / f"{name}-{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if config.limit_train:
         train_set = data.ArrayDataset(train_set.images[: config.limit_train], train_set.labels[: config.limit_train], train_set.classes)
     normalize = channel_statistics(train_set)
@@ -180,13 +183,10 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None, progress=None
     """Run a training from scratch into config.out (a new folder unless it has no checkpoint yet)."""
     if config.seed is None:
         config.seed = int(np.random.SeedSequence().entropy % 2**31)
-    if config.out is None:
-        name = Path(config.model).stem if is_spec_path(config.model) else config.model
-        config.out = str(Path("runs") / f"{name}-{config.dataset or 'mnist'}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out = Path(config.out)
-    if (out / "last.npz").exists():
-        raise FileExistsError(f"{out} already holds a run: resume it with --resume {out}, or choose another --out")
+    if config.out is not None and (Path(config.out) / "last.npz").exists():
+        raise FileExistsError(f"{config.out} already holds a run: resume it with --resume {config.out}, or choose another --out")
     trainer, dataset_name, fallback = _prepare(config, progress, notify, callbacks)
+    out = Path(config.out)
     config.dataset = dataset_name
     trainer.meta["config"] = asdict(config)
     out.mkdir(parents=True, exist_ok=True)
@@ -252,14 +252,25 @@ def evaluate_checkpoint(path, dataset: str | None = None, data_dir: str | None =
     return {"dataset": name, "images": len(test_set), "test_loss": loss, "test_accuracy": accuracy}
 
 
-def predict(path, images: list) -> list[dict]:
-    """Class and probability for each image file (PNG or JPEG), resized to the model's input."""
+def model_inputs(images: list, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Image files (PNG or JPEG) as a checkpoint's model sees them.
+
+    meta: the checkpoint's metadata (input_size, normalize). Returns the pixels (N, C, H, W) uint8,
+    resized to the model's input, and the batch (N, C, H, W) float32, scaled to [0, 1] and
+    normalised as in training.
+    """
     from minicnn.data.image_folder import read_image
 
-    model, meta = model_from_checkpoint(path)
     channels, height, width = meta["input_size"]
-    batch = np.stack([read_image(image, (height, width), channels) for image in images]).astype(np.float32) / 255.0
-    batch = data.transforms.Normalize(meta["normalize"]["mean"], meta["normalize"]["std"])(batch)
+    pixels = np.stack([read_image(image, (height, width), channels) for image in images])
+    batch = data.transforms.Normalize(meta["normalize"]["mean"], meta["normalize"]["std"])(pixels.astype(np.float32) / 255.0)
+    return pixels, batch
+
+
+def predict(path, images: list) -> list[dict]:
+    """Class and probability for each image file (PNG or JPEG), resized to the model's input."""
+    model, meta = model_from_checkpoint(path)
+    _, batch = model_inputs(images, meta)
     with no_grad():
         probabilities = softmax(model(Tensor(batch)), 1).numpy()
     best = probabilities.argmax(axis=1)

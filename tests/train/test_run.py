@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,14 @@ def test_offline_without_a_dataset_falls_back_to_digits(tmp_path, offline):
     assert str(offline / "mnist") in reason and os.environ["MINICNN_MIRROR"].rstrip("/") in reason and "unreachable" in reason
     assert json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))["dataset"] == "digits"
     assert load_checkpoint(tmp_path / "run" / "last.npz").meta["dataset"] == "digits"
+
+
+def test_the_default_run_folder_is_named_after_the_dataset_actually_used(tmp_path, offline, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = train(TrainConfig(epochs=1, seed=0, limit_train=100), notify=quiet)
+    assert result.dataset == "digits"
+    assert result.out_dir.parent == Path("runs") and result.out_dir.name.startswith("lenet5-digits-")
+    assert (tmp_path / result.out_dir / "last.npz").exists()
 
 
 def test_a_dataset_named_explicitly_never_falls_back(tmp_path, offline):
