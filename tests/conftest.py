@@ -4,6 +4,7 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 
 @pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
@@ -26,3 +27,38 @@ def isolated(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def trained_lenet(tmp_path_factory):
+    """A LeNet-5 trained for two quick epochs on 200 bundled digits, and one test digit saved as a
+    PNG: (run folder, PNG path). Trained once for every test that draws pictures."""
+    from minicnn import data
+    from minicnn.train import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("trained-lenet")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINICNN_CACHE", str(folder / "cache"))
+        config = TrainConfig(model="lenet5", dataset="digits", epochs=2, limit_train=200, seed=0, out=str(folder / "run"))
+        result = train(config, notify=lambda message: None)
+        digit = folder / "digit.png"
+        Image.fromarray(data.load_dataset("digits", "test").images[0][0]).save(digit)
+    return result.out_dir, digit
+
+
+@pytest.fixture
+def assert_picture():
+    """`assert_picture(path, width=None, height=None)`: the file is a PNG of that size and not blank
+    (contrast, and more than 16 colours); returns its pixels (H, W, 3)."""
+
+    def check(path, width=None, height=None):
+        with Image.open(path) as image:
+            assert image.format == "PNG", path
+            pixels = np.asarray(image.convert("RGB"))
+        assert width is None or pixels.shape[1] == width, (path, pixels.shape)
+        assert height is None or pixels.shape[0] == height, (path, pixels.shape)
+        assert pixels.std() > 20, path
+        assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 16, path
+        return pixels
+
+    return check

@@ -8,46 +8,18 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import minicnn as mc
 import minicnn.functional as F
-from minicnn import data, nn
+from minicnn import nn
 from minicnn import visualize as pictures
-from minicnn.train import TrainConfig, model_from_checkpoint, train
+from minicnn.train import model_from_checkpoint
 
 MISSING = "needs matplotlib: pip install 'minicnn[plot]'"
 needs_matplotlib = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import matplotlib"], capture_output=True).returncode != 0,
     reason="matplotlib is not installed (pip install 'minicnn[plot]')",
 )
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A LeNet-5 trained for two quick epochs on 200 bundled digits, and one test digit as a PNG: (run folder, PNG)."""
-    folder = tmp_path_factory.mktemp("visualize")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINICNN_CACHE", str(folder / "cache"))
-        result = train(TrainConfig(model="lenet5", dataset="digits", epochs=2, limit_train=200, seed=0, out=str(folder / "run")),
-                       notify=lambda message: None)
-        digit = folder / "digit.png"
-        Image.fromarray(data.load_dataset("digits", "test").images[0][0]).save(digit)
-    return result.out_dir, digit
-
-
-def assert_picture(path, width=None, height=None):
-    """The PNG exists, has the size asked for, and is not blank (contrast and several colours)."""
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        pixels = np.asarray(image.convert("RGB"))
-    if width is not None:
-        assert pixels.shape[1] == width, (path, pixels.shape)
-    if height is not None:
-        assert pixels.shape[0] == height, (path, pixels.shape)
-    assert pixels.std() > 20, path
-    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 16, path
-    return pixels
 
 
 # -- arrays (no matplotlib needed) -----------------------------------------------------------------
@@ -109,8 +81,8 @@ def test_tile_lays_images_out_row_by_row_with_gaps():
         pictures.tile(np.zeros((2, 2)))
 
 
-def test_read_input_reads_the_image_as_predict_does(run):
-    out, digit = run
+def test_read_input_reads_the_image_as_predict_does(trained_lenet):
+    out, digit = trained_lenet
     _, meta = model_from_checkpoint(out / "best.npz")
     pixels, normalised = pictures.read_input(digit, meta)
     assert pixels.shape == (1, 28, 28) and pixels.dtype == np.uint8
@@ -138,8 +110,8 @@ def test_read_metrics_errors_name_what_is_missing(tmp_path):
 
 
 @needs_matplotlib
-def test_visualize_checkpoint_draws_the_filters_and_one_picture_per_convolution(run, tmp_path):
-    out, digit = run
+def test_visualize_checkpoint_draws_the_filters_and_one_picture_per_convolution(trained_lenet, tmp_path, assert_picture):
+    out, digit = trained_lenet
     paths = pictures.visualize_checkpoint(out / "best.npz", digit, tmp_path / "pictures")
     model, _ = model_from_checkpoint(out / "best.npz")
     maps = [path for path in paths if path.name.startswith("feature-maps-")]
@@ -153,7 +125,7 @@ def test_visualize_checkpoint_draws_the_filters_and_one_picture_per_convolution(
 
 
 @needs_matplotlib
-def test_render_filters_of_a_colour_and_a_multichannel_layer(tmp_path):
+def test_render_filters_of_a_colour_and_a_multichannel_layer(tmp_path, assert_picture):
     mc.manual_seed(0)
     model = mc.create_model("lenet5", in_channels=3)
     colour = assert_picture(pictures.render_filters(model, tmp_path / "rgb.png"), width=600)
@@ -165,7 +137,7 @@ def test_render_filters_of_a_colour_and_a_multichannel_layer(tmp_path):
 
 
 @needs_matplotlib
-def test_render_feature_maps_of_a_fused_model_from_python(tmp_path):
+def test_render_feature_maps_of_a_fused_model_from_python(tmp_path, assert_picture):
     mc.manual_seed(0)
     model = mc.create_model("lenet5")
     nn.fuse_conv_relu(model)
@@ -177,8 +149,8 @@ def test_render_feature_maps_of_a_fused_model_from_python(tmp_path):
 
 
 @needs_matplotlib
-def test_plot_training_draws_two_panels_where_asked(run, tmp_path):
-    out, _ = run
+def test_plot_training_draws_two_panels_where_asked(trained_lenet, tmp_path, assert_picture):
+    out, _ = trained_lenet
     default = pictures.plot_training(out)
     assert default == out / "curves.png"
     assert_picture(default, width=1000, height=400)
@@ -190,8 +162,8 @@ def test_plot_training_draws_two_panels_where_asked(run, tmp_path):
 # -- matplotlib is optional -------------------------------------------------------------------------
 
 
-def test_without_matplotlib_drawing_says_how_to_install_it(run, monkeypatch, tmp_path):
-    out, _ = run
+def test_without_matplotlib_drawing_says_how_to_install_it(trained_lenet, monkeypatch, tmp_path):
+    out, _ = trained_lenet
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(pictures.MatplotlibMissingError, match=f"^{re.escape(f'minicnn plot {MISSING}')}$"):
         pictures.require_matplotlib("minicnn plot")

@@ -4,14 +4,10 @@ exit code 1 (never a traceback) for a bad checkpoint, image or run folder, or a 
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
-from minicnn import data
 from minicnn.cli import app
-from minicnn.train import TrainConfig, train
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py: no real cache or mirror
@@ -26,27 +22,6 @@ def flat(text: str) -> str:
     return "".join(text.split())
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A LeNet-5 trained for two quick epochs on 200 bundled digits, and one test digit as a PNG: (run folder, PNG)."""
-    folder = tmp_path_factory.mktemp("pictures")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINICNN_CACHE", str(folder / "cache"))
-        result = train(TrainConfig(model="lenet5", dataset="digits", epochs=2, limit_train=200, seed=0, out=str(folder / "run")),
-                       notify=lambda message: None)
-        digit = folder / "digit.png"
-        Image.fromarray(data.load_dataset("digits", "test").images[3][0]).save(digit)
-    return result.out_dir, digit
-
-
-def assert_picture(path, width, height=None):
-    """The PNG exists, has the size asked for, and is not blank (contrast and several colours)."""
-    with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    assert pixels.shape[1] == width and (height is None or pixels.shape[0] == height), (path, pixels.shape)
-    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 16, path
-
-
 def assert_fails(result, *fragments: str):
     """A clean failure: exit code 1, one `error:` line naming each fragment, no traceback."""
     assert result.exit_code == 1, result.output
@@ -59,8 +34,8 @@ def assert_fails(result, *fragments: str):
 
 @needs_matplotlib
 @pytest.mark.parametrize("target", ["best.npz", ""], ids=["checkpoint", "run-folder"])
-def test_visualize_writes_and_prints_the_filters_and_each_convolution_s_maps(run, target, tmp_path):
-    out, digit = run
+def test_visualize_writes_and_prints_the_filters_and_each_convolution_s_maps(trained_lenet, target, tmp_path, assert_picture):
+    out, digit = trained_lenet
     result = runner.invoke(app, ["visualize", str(out / target), str(digit), "--out", str(tmp_path / "pictures")])
     assert result.exit_code == 0, result.output
     written = sorted((tmp_path / "pictures").iterdir())
@@ -72,8 +47,8 @@ def test_visualize_writes_and_prints_the_filters_and_each_convolution_s_maps(run
 
 
 @needs_matplotlib
-def test_plot_writes_the_curves_into_the_run_folder_or_where_asked(run, tmp_path):
-    out, _ = run
+def test_plot_writes_the_curves_into_the_run_folder_or_where_asked(trained_lenet, tmp_path, assert_picture):
+    out, _ = trained_lenet
     result = runner.invoke(app, ["plot", str(out)])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(out / "curves.png")
@@ -85,8 +60,8 @@ def test_plot_writes_the_curves_into_the_run_folder_or_where_asked(run, tmp_path
 
 
 @needs_matplotlib
-def test_visualize_fails_cleanly_for_a_bad_checkpoint_or_image(run, tmp_path):
-    out, digit = run
+def test_visualize_fails_cleanly_for_a_bad_checkpoint_or_image(trained_lenet, tmp_path):
+    out, digit = trained_lenet
     assert_fails(runner.invoke(app, ["visualize", str(tmp_path / "none.npz"), str(digit)]), "checkpoint", "none.npz not found")
     (tmp_path / "junk.npz").write_bytes(b"not an archive")
     assert_fails(runner.invoke(app, ["visualize", str(tmp_path / "junk.npz"), str(digit)]), "not a minicnn checkpoint")
@@ -102,8 +77,8 @@ def test_plot_fails_cleanly_without_a_run_or_its_metrics(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["plot", "visualize"])
-def test_without_matplotlib_each_command_says_how_to_install_it(run, command, monkeypatch, tmp_path):
-    out, digit = run
+def test_without_matplotlib_each_command_says_how_to_install_it(trained_lenet, command, monkeypatch, tmp_path):
+    out, digit = trained_lenet
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     arguments = [str(out)] if command == "plot" else [str(out), str(digit), "--out", str(tmp_path / "pictures")]
     result = runner.invoke(app, [command, *arguments])
