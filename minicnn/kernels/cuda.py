@@ -148,10 +148,10 @@ def col2im(cols, window: Window, out=None):
 def conv_epilogue(cm, shape: tuple, bias, activation: str | None, out=None):
     """cm (C_out, N*oH*oW) -> y (N, C_out, oH, oW) with bias (C_out,) and activation, one pass,
     into `out` (C-contiguous) when given."""
-    cm = _contiguous(cm)
     n, channels, oh, ow = shape
     y = _output(shape, cm.dtype) if out is None else out
-    bias_arg = cm if bias is None else _contiguous(bias)
+    cm = _contiguous(cm.astype(y.dtype, copy=False))  # one element type for the kernel, y's
+    bias_arg = cm if bias is None else _contiguous(bias.astype(y.dtype, copy=False))
     _launch("conv.cu", "conv_epilogue", cm, y.size, cm, bias_arg, y, np.int64(y.size), np.int32(bias is not None),
             np.int32(ACTIVATIONS[activation]), np.int32(n), np.int32(channels), np.int64(oh * ow))
     return y
@@ -159,11 +159,11 @@ def conv_epilogue(cm, shape: tuple, bias, activation: str | None, out=None):
 
 def direct_conv2d(x, weight, bias, window: Window, groups: int, activation: str | None):
     """x: (N, C, H, W), weight: (C_out, C/groups, kH, kW) -> y (N, C_out, oH, oW) with bias and
-    activation, every output summing its products straight from x."""
-    x, weight = _contiguous(x), _contiguous(weight)
+    activation, every output summing its products straight from x, in x's dtype (as on the CPU)."""
+    x, weight = _contiguous(x), _contiguous(weight.astype(x.dtype, copy=False))
     out_channels = weight.shape[0]
     y = _output((window.n, out_channels, window.oh, window.ow), x.dtype)
-    bias_arg = weight if bias is None else _contiguous(bias)
+    bias_arg = weight if bias is None else _contiguous(bias.astype(x.dtype, copy=False))
     _launch("conv.cu", "direct_conv2d", x, y.size, x, weight, bias_arg, y, np.int64(y.size),
             np.int32(bias is not None), np.int32(ACTIVATIONS[activation]), np.int32(out_channels), np.int32(groups),
             *window.kernel_args())

@@ -150,8 +150,8 @@ def channel_statistics(dataset, chunk: int = 1024) -> dict:
 def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None):
     """Everything a run needs, built from its configuration (also when resuming)."""
     target = backend.device(config.device)
-    if target.type == "cuda":
-        backend.check_cuda_device(target)
+    if target.type == "cuda":  # CuPy allocates on the current device: make it the run's (cuda:N)
+        backend.check_cuda_device(target).cuda.Device(target.index).use()
     train_set, test_set, dataset_name, fallback = _datasets(config, progress, notify)
     if config.out is None:  # named after the dataset actually used (digits when MNIST was not found)
         name = Path(config.model).stem if is_spec_path(config.model) else config.model

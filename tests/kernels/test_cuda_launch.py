@@ -172,6 +172,19 @@ def test_float32_launches_pass_float32_buffers_and_int32_argmax(fake_cupy):
     assert fake_cupy.launches == ["direct_conv2d", "im2col", "max_pool"]
 
 
+def test_mixed_dtypes_reach_a_kernel_as_one_element_type(fake_cupy):
+    """A float64 weight with a float32 image (or a float64 product into a float32 output) must not
+    hand the kernel pointers of two element types: the launch check above would catch it."""
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    window = conv_window(x.shape, (3, 2, 3, 3), pads=(1, 1, 1, 1))
+    y = cuda.direct_conv2d(on_device(x), on_device(rng.standard_normal((3, 2, 3, 3))), on_device(np.ones(3)),
+                           window, 1, None)
+    assert y.dtype == np.float32
+    out = on_device(np.empty((1, 3, 5, 5), np.float32))
+    cuda.conv_epilogue(on_device(rng.standard_normal((3, 25))), out.shape, on_device(np.ones(3)), "relu", out=out)
+    assert fake_cupy.launches == ["direct_conv2d", "conv_epilogue"]
+
+
 def test_unsupported_dtypes_are_refused_with_the_dtype_named(fake_cupy):
     window = conv_window((1, 1, 4, 4), (1, 1, 2, 2))
     with pytest.raises(TypeError, match="float32 or float64 arrays, got int64"):
