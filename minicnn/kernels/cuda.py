@@ -100,12 +100,8 @@ def _launch(source_name: str, kernel: str, like, total: int, *args) -> None:
 
 
 def empty(shape: tuple, dtype):
-    """An output buffer that a kernel or a loop of kernels will fill completely (NaN-filled under
-    `poison_outputs`)."""
-    return _output(shape, dtype)
-
-
-def _output(shape: tuple, dtype):
+    """An output buffer that a kernel or a loop of kernels will fill completely (NaN-filled, or
+    INT32_MIN for integers, under `poison_outputs`)."""
     cupy = cupy_module()
     if not _poison:
         return cupy.empty(shape, dtype=dtype)
@@ -130,7 +126,7 @@ def uses_direct_conv(window: Window, groups: int) -> bool:
 def im2col(x, window: Window):
     """x: (N, C, H, W) -> cols (C*kH*kW, N*oH*oW), channel-major, padding read as zeros."""
     x = _contiguous(x)
-    cols = _output((window.c * window.kh * window.kw, window.n * window.oh * window.ow), x.dtype)
+    cols = empty((window.c * window.kh * window.kw, window.n * window.oh * window.ow), x.dtype)
     _launch("conv.cu", "im2col", x, cols.size, x, cols, np.int64(cols.size), *window.kernel_args())
     return cols
 
@@ -140,7 +136,7 @@ def col2im(cols, window: Window, out=None):
     when given; one thread per input element gathering from every window over it (no atomics:
     deterministic)."""
     cols = _contiguous(cols)
-    dx = _output((window.n, window.c, window.h, window.w), cols.dtype) if out is None else out
+    dx = empty((window.n, window.c, window.h, window.w), cols.dtype) if out is None else out
     _launch("conv.cu", "col2im", cols, dx.size, cols, dx, np.int64(dx.size), *window.kernel_args())
     return dx
 
@@ -149,7 +145,7 @@ def conv_epilogue(cm, shape: tuple, bias, activation: str | None, out=None):
     """cm (C_out, N*oH*oW) -> y (N, C_out, oH, oW) with bias (C_out,) and activation, one pass,
     into `out` (C-contiguous) when given."""
     n, channels, oh, ow = shape
-    y = _output(shape, cm.dtype) if out is None else out
+    y = empty(shape, cm.dtype) if out is None else out
     cm = _contiguous(cm.astype(y.dtype, copy=False))  # one element type for the kernel, y's
     bias_arg = cm if bias is None else _contiguous(bias.astype(y.dtype, copy=False))
     _launch("conv.cu", "conv_epilogue", cm, y.size, cm, bias_arg, y, np.int64(y.size), np.int32(bias is not None),
@@ -162,7 +158,7 @@ def direct_conv2d(x, weight, bias, window: Window, groups: int, activation: str 
     activation, every output summing its products straight from x, in x's dtype (as on the CPU)."""
     x, weight = _contiguous(x), _contiguous(weight.astype(x.dtype, copy=False))
     out_channels = weight.shape[0]
-    y = _output((window.n, out_channels, window.oh, window.ow), x.dtype)
+    y = empty((window.n, out_channels, window.oh, window.ow), x.dtype)
     bias_arg = weight if bias is None else _contiguous(bias.astype(x.dtype, copy=False))
     _launch("conv.cu", "direct_conv2d", x, y.size, x, weight, bias_arg, y, np.int64(y.size),
             np.int32(bias is not None), np.int32(ACTIVATIONS[activation]), np.int32(out_channels), np.int32(groups),
@@ -175,7 +171,7 @@ def max_pool(x, window: Window):
     a*kW + b of each window's first maximum among its real cells (a NaN counts as the maximum)."""
     x = _contiguous(x)
     shape = (window.n, window.c, window.oh, window.ow)
-    y, argmax = _output(shape, x.dtype), _output(shape, np.int32)
+    y, argmax = empty(shape, x.dtype), empty(shape, np.int32)
     _launch("pool.cu", "max_pool", x, y.size, x, y, argmax, np.int64(y.size), *window.kernel_args())
     return y, argmax
 
@@ -184,7 +180,7 @@ def max_pool_backward(g, argmax, window: Window):
     """g, argmax: (N, C, oH, oW) -> (N, C, H, W), each input element gathering the gradient of
     every window whose argmax it is."""
     g = _contiguous(g)
-    dx = _output((window.n, window.c, window.h, window.w), g.dtype)
+    dx = empty((window.n, window.c, window.h, window.w), g.dtype)
     _launch("pool.cu", "max_pool_backward", g, dx.size, g, _contiguous(argmax), dx, np.int64(dx.size),
             *window.kernel_args())
     return dx
@@ -193,7 +189,7 @@ def max_pool_backward(g, argmax, window: Window):
 def avg_pool(x, window: Window, count_include_pad: bool):
     """x: (N, C, H, W) -> (N, C, oH, oW), each window's sum over its divisor (PyTorch's counts)."""
     x = _contiguous(x)
-    y = _output((window.n, window.c, window.oh, window.ow), x.dtype)
+    y = empty((window.n, window.c, window.oh, window.ow), x.dtype)
     _launch("pool.cu", "avg_pool", x, y.size, x, y, np.int64(y.size), np.int32(count_include_pad),
             *window.kernel_args())
     return y
@@ -203,7 +199,7 @@ def avg_pool_backward(g, window: Window, count_include_pad: bool):
     """g: (N, C, oH, oW) -> (N, C, H, W), each input element gathering gradient / divisor of
     every window over it."""
     g = _contiguous(g)
-    dx = _output((window.n, window.c, window.h, window.w), g.dtype)
+    dx = empty((window.n, window.c, window.h, window.w), g.dtype)
     _launch("pool.cu", "avg_pool_backward", g, dx.size, g, dx, np.int64(dx.size), np.int32(count_include_pad),
             *window.kernel_args())
     return dx

@@ -193,6 +193,6 @@ def test_unsupported_dtypes_are_refused_with_the_dtype_named(fake_cupy):
 
 def test_poisoned_outputs_start_as_nan(fake_cupy):
     with cuda.poison_outputs():
-        buffer = cuda._output((2, 3), np.float32)
-        argmax = cuda._output((2,), np.int32)
+        buffer = cuda.empty((2, 3), np.float32)
+        argmax = cuda.empty((2,), np.int32)
     assert np.isnan(buffer).all() and (argmax == np.iinfo(np.int32).min).all()
