@@ -61,8 +61,5 @@ class Registry:
     def names(self, pattern: str = "*") -> list[str]:
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
 
-    def entries(self) -> list[Entry]:
-        return [self._entries[n] for n in sorted(self._entries)]
-
     def __contains__(self, name: str) -> bool:
         return name in self._entries

@@ -72,12 +72,6 @@ def load_spec(spec: str | os.PathLike | Mapping) -> tuple[dict, str]:
         raise SpecError(f"{where} could not be read: {error}") from None
 
 
-def read_input_size(spec: str | os.PathLike | Mapping) -> tuple[int, int, int] | None:
-    """The spec's `input_size` as (C, H, W), or None when it gives none."""
-    data, where = load_spec(spec)
-    return _input_size(data, where)
-
-
 def build_model(spec: str | os.PathLike | Mapping) -> Sequential:
     """Build the `nn.Sequential` a spec describes (see the module docstring for the format).
 

@@ -136,7 +136,7 @@ class _Tracker:
         parameters = 0
         if id(module) not in self.counted:
             self.counted.add(id(module))
-            parameters = sum(p.numel() for p in module.parameters())
+            parameters = module.num_parameters()
         input_shape = tuple(x.shape) if x is not None else ()
         output_shape = tuple(output.shape) if isinstance(output, Tensor) else ()
         self.rows.append(LayerRow(

@@ -355,9 +355,10 @@ class _Conformance:
         except backend.DeviceError as error:
             raise _Skip(f"no usable GPU: {error}") from None
         results = []
+        state = self.module.state_dict()
         for target in (backend.CPU, gpu):
             module = self.make(self.seed + 1)
-            module.load_state_dict(self.module.state_dict())
+            module.load_state_dict(state)
             module.to(target).eval()
             x = Tensor(backend.to_device(self.x.copy(), target), requires_grad=True)
             outputs = _output_tensors(module(x))

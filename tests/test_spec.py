@@ -8,7 +8,7 @@ import pytest
 import minicnn as mc
 from minicnn import nn
 from minicnn.registry import Entry
-from minicnn.spec import SpecError, build_model, is_spec_path, load_spec, read_input_size
+from minicnn.spec import SpecError, build_model, is_spec_path, load_spec
 
 LENET_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lenet5.toml"
 
@@ -38,9 +38,9 @@ def test_lenet_spec_is_the_plugin_lenet():
     np.testing.assert_array_equal(spec_model(x).numpy(), plugin_model(x).numpy())
 
 
-def test_read_input_size_and_spec_paths(tmp_path):
-    assert read_input_size(LENET_SPEC) == (1, 28, 28)
-    assert read_input_size({"layers": [{"type": "ReLU"}]}) is None
+def test_input_size_and_spec_paths(tmp_path):
+    assert build_model(LENET_SPEC).input_size == (1, 28, 28)
+    assert build_model({"layers": [{"type": "ReLU"}]}).input_size is None
     assert is_spec_path(LENET_SPEC) and is_spec_path("missing.TOML")
     assert not is_spec_path("lenet5")
 
@@ -144,8 +144,6 @@ def test_bad_input_size(tmp_path, value):
     path = write(tmp_path, f'input_size = {value}\n[[layers]]\ntype = "ReLU"\n')
     with pytest.raises(SpecError, match=r"input_size must be \[C, H, W\], three positive integers"):
         build_model(path)
-    with pytest.raises(SpecError, match="input_size must be"):
-        read_input_size(path)
 
 
 def test_misspelled_top_level_key():

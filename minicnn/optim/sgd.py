@@ -44,6 +44,6 @@ class SGD(Optimizer):
                 buffer = state["momentum_buffer"] = xp.array(grad, copy=True)
             else:
                 buffer *= momentum
-                buffer += (1 - group["dampening"]) * grad
+                buffer += (1 - group["dampening"]) * grad if group["dampening"] else grad
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         param -= group["lr"] * grad

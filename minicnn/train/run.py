@@ -153,6 +153,7 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None):
     if target.type == "cuda":  # CuPy allocates on the current device: make it the run's (cuda:N)
         backend.check_cuda_device(target).cuda.Device(target.index).use()
     train_set, test_set, dataset_name, fallback = _datasets(config, progress, notify)
+    config.dataset = dataset_name
     if config.out is None:  # named after the dataset actually used (digits when MNIST was not found)
         name = Path(config.model).stem if is_spec_path(config.model) else config.model
         config.out = str(Path("runs") / f"{name}-{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -187,8 +188,6 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None, progress=None
         raise FileExistsError(f"{config.out} already holds a run: resume it with --resume {config.out}, or choose another --out")
     trainer, dataset_name, fallback = _prepare(config, progress, notify, callbacks)
     out = Path(config.out)
-    config.dataset = dataset_name
-    trainer.meta["config"] = asdict(config)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
     (out / "metrics.jsonl").write_text("", encoding="utf-8")
