@@ -87,22 +87,18 @@ def summarize(model: Module, input_size) -> ModelSummary:
     leaves = [(name or type(m).__name__, m) for name, m in model.named_modules() if next(m.children(), None) is None]
     tracker = _Tracker(model, input_size, leaves)
     handles = [m.register_forward_hook(tracker.hook) for _, m in leaves]
-    modes = [(m, m.training) for m in model.modules()]
     first = next(model.parameters(), None)
     device = first.device if first is not None else backend.device("cpu")
     x = Tensor(backend.to_device(np.zeros((1, *input_size), dtype=np.float32), device))
     tracker.start(x)
-    model.eval()
     try:
-        with no_grad():
+        with model.evaluating(), no_grad():
             output = model(x)
     except Exception as error:
         raise SummaryError(tracker.failure(error)) from error
     finally:
         for handle in handles:
             handle.remove()
-        for m, training in modes:
-            object.__setattr__(m, "training", training)
     return ModelSummary(
         model=type(model).__name__,
         input_size=input_size,

@@ -86,17 +86,13 @@ def feature_maps(model: nn.Module, image) -> dict[str, np.ndarray]:
     handles = [layer.register_forward_hook(keep(name)) for name, layer in conv_layers(model)]
     if not handles:
         raise ValueError(f"feature_maps: {type(model).__name__} has no Conv2d layer")
-    modes = [(module, module.training) for module in model.modules()]
     parameter = next(model.parameters(), None)
     try:
-        model.eval()
-        with no_grad():
+        with model.evaluating(), no_grad():
             model(tensor(batch, device=parameter.device if parameter is not None else "cpu"))
     finally:
         for handle in handles:
             handle.remove()
-        for module, training in modes:
-            module.training = training
     return maps
 
 

@@ -38,6 +38,14 @@ class Dataset:
         return tuple(np.shape(self[0][0]))
 
 
+def pixels_to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1], for any shape: the one rule every path from stored images
+    to model inputs uses (training batches, single items, predict), so all see the same values."""
+    values = images.astype(np.float32)
+    values *= np.float32(1.0 / 255.0)
+    return values
+
+
 class ArrayDataset(Dataset):
     """A dataset held as two arrays, which the DataLoader slices a whole batch at a time.
 
@@ -73,7 +81,7 @@ class ArrayDataset(Dataset):
 
     def __getitem__(self, index: int):
         image = self.images[index]
-        image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
+        image = pixels_to_float(image) if image.dtype == np.uint8 else image
         return image, int(self.labels[index])
 
     @property

@@ -12,16 +12,14 @@ from typing import Iterator
 import numpy as np
 
 from minicnn.backend import random_generator
-from minicnn.data.dataset import ArrayDataset
+from minicnn.data.dataset import ArrayDataset, pixels_to_float
 
 
 def _as_float_batch(images: np.ndarray, owned: bool) -> np.ndarray:
     """uint8 -> float32 in [0, 1]; anything else -> float32, copied unless `owned` (never a view of
     the dataset, so a caller may change a batch in place). images: (B, C, H, W)."""
     if images.dtype == np.uint8:
-        batch = images.astype(np.float32)
-        batch *= np.float32(1.0 / 255.0)
-        return batch
+        return pixels_to_float(images)
     return images.astype(np.float32, copy=not owned)
 
 

@@ -8,6 +8,7 @@ The computation itself lives in `minicnn.functional`; a layer only holds state a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections import OrderedDict
 from typing import Callable, Iterator
@@ -221,6 +222,18 @@ class Module:
 
     def eval(self) -> Module:
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """`with model.evaluating():` eval mode for the block, then every submodule's own
+        training flag back as it was, also when the block raises."""
+        modes = [(module, module.training) for module in self.modules()]
+        self.eval()
+        try:
+            yield self
+        finally:
+            for module, training in modes:
+                object.__setattr__(module, "training", training)
 
     def _apply(self, convert: Callable) -> Module:
         """Replace the array of every parameter and buffer by convert(array), in place, so

@@ -17,6 +17,7 @@ import numpy as np
 
 from minicnn import backend, data, nn, optim
 from minicnn.autograd import Tensor, no_grad
+from minicnn.data.dataset import pixels_to_float
 from minicnn.functional import softmax
 from minicnn.plugins import create_model
 from minicnn.spec import build_model, is_spec_path, load_spec
@@ -262,7 +263,7 @@ def model_inputs(images: list, meta: dict) -> tuple[np.ndarray, np.ndarray]:
 
     channels, height, width = meta["input_size"]
     pixels = np.stack([read_image(image, (height, width), channels) for image in images])
-    batch = data.transforms.Normalize(meta["normalize"]["mean"], meta["normalize"]["std"])(pixels.astype(np.float32) / 255.0)
+    batch = data.transforms.Normalize(meta["normalize"]["mean"], meta["normalize"]["std"])(pixels_to_float(pixels))
     return pixels, batch
 
 

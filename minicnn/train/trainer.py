@@ -68,16 +68,12 @@ class EpochStats:
 
 def evaluate(model, loader, device="cpu") -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` over every batch of `loader`, in eval mode."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
     stats = EpochStats()
-    with no_grad():
+    with model.evaluating(), no_grad():
         for images, labels in loader:
             logits = model(Tensor(backend.to_device(images, device)))
             loss = cross_entropy(logits, backend.to_device(labels, device))
             stats.add(loss.item(), logits.numpy(), labels)
-    for module, training in modes:
-        module.training = training
     return stats.loss, stats.accuracy
 
 

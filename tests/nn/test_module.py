@@ -459,3 +459,15 @@ def test_repr_matches_torch_for_conv_linear_relu():
         )
 
     assert repr(build(nn)) == repr(build(torch.nn))
+
+
+def test_evaluating_sets_eval_mode_and_restores_each_flag_even_after_an_error():
+    model = nn.Sequential(nn.Dropout(0.5), nn.Sequential(nn.BatchNorm1d(3), nn.Dropout(0.2)))
+    model[1][1].eval()  # one submodule already in eval mode, the rest training
+    with model.evaluating():
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, True, True, False]
+    with pytest.raises(RuntimeError):
+        with model.evaluating():
+            raise RuntimeError("inside")
+    assert [m.training for m in model.modules()] == [True, True, True, True, False]
