@@ -29,11 +29,12 @@ def content_digest(path: str | os.PathLike, algorithm: str = "sha256", decompres
     """(hex digest, size) of a file's content, gunzipped first when it is gzip and `decompress` is set.
 
     Hashing the decompressed bytes accepts a copy that was gzipped again (Debian's, say) or stored
-    raw. Results are remembered per (path, size, mtime), so a file is hashed once per process.
+    raw. Results are remembered per file (device, inode, size, mtime), so a file is hashed once per
+    process, also across the atomic rename that moves a finished download into place.
     """
     path = os.fspath(path)
     stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns, algorithm, decompress)
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, algorithm, decompress)
     if key not in _verified:
         digest, size = hashlib.new(algorithm), 0
         with open(path, "rb") as raw:

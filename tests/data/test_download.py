@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import os
 
 import pytest
 
@@ -95,3 +96,15 @@ def test_content_digest_accepts_raw_and_regzipped_copies(shared_mnist, tmp_path)
         assert content_digest(tmp_path / name) == (LABELS.sha256, LABELS.size)
     (tmp_path / "cut.gz").write_bytes((tmp_path / "again.gz").read_bytes()[:-20])
     assert "truncated gzip" in check_file(tmp_path / "cut.gz", sha256=LABELS.sha256)
+
+
+def test_content_digest_is_remembered_across_a_rename_and_recomputed_after_a_change(tmp_path, monkeypatch):
+    part, final = tmp_path / "x.gz.part", tmp_path / "x.gz"
+    part.write_bytes(gzip.compress(b"minicnn" * 1000))
+    first = content_digest(part)
+    os.replace(part, final)  # how a finished download is moved into place
+    monkeypatch.setattr(hashlib, "new", lambda *args: pytest.fail("the renamed file was hashed again"))
+    assert content_digest(final) == first
+    monkeypatch.undo()
+    final.write_bytes(gzip.compress(b"other"))
+    assert content_digest(final) == (hashlib.sha256(b"other").hexdigest(), 5)
