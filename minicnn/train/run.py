@@ -148,8 +148,9 @@ def channel_statistics(dataset, chunk: int = 1024) -> dict:
     return {"mean": mean.tolist(), "std": (np.sqrt(squares / count) + 1e-8).tolist()}
 
 
-def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None):
-    """Everything a run needs, built from its configuration (also when resuming)."""
+def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, normalize: dict | None = None):
+    """Everything a run needs, built from its configuration (also when resuming, with the
+    checkpoint's `normalize` statistics rather than a second pass over the training set)."""
     target = backend.device(config.device)
     if target.type == "cuda":  # CuPy allocates on the current device: make it the run's (cuda:N)
         backend.check_cuda_device(target).cuda.Device(target.index).use()
@@ -160,7 +161,7 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None):
         config.out = str(Path("runs") / f"{name}-{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if config.limit_train:
         train_set = data.ArrayDataset(train_set.images[: config.limit_train], train_set.labels[: config.limit_train], train_set.classes)
-    normalize = channel_statistics(train_set)
+    normalize = normalize or channel_statistics(train_set)
     train_set.transform = _transforms(train_set, config, normalize)
     test_set.transform = data.transforms.Normalize(normalize["mean"], normalize["std"])
     backend.manual_seed(config.seed)
@@ -207,7 +208,7 @@ def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=pr
     if epochs is not None:
         config.epochs = epochs
     checkpoint = load_checkpoint(run_dir / "last.npz")
-    trainer, dataset_name, _ = _prepare(config, progress, notify, callbacks)
+    trainer, dataset_name, _ = _prepare(config, progress, notify, callbacks, checkpoint.meta.get("normalize"))
     trainer.restore(checkpoint)
     _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.meta)
     history = trainer.fit(config.epochs)
