@@ -10,7 +10,7 @@ child would show at least this process's size, PyTorch loaded and all. The child
 - PyTorch: this file, `python cpu_train_processes.py torch-lenet5 ...`, which imports NumPy and
   torch only and does the same work on random data: it holds as many uint8 images as minicnn's
   dataset, trains STEPS steps at batch 64 with minicnn train's optimizer, each batch scaled to
-  [0, 1] and normalised, then evaluates the test images in batches of 1000 under no_grad.
+  [0, 1] and normalised, then evaluates the test images in batches of 256 under no_grad.
 Both children run under `python -X importtime`, so the report says which frameworks each imported.
 
 The epoch: `minicnn train lenet5 --epochs 1` in a child (its own training-loop seconds, from its
@@ -37,8 +37,9 @@ try:
 except ImportError:  # PyTorch is optional: cpu_train.py then measures minicnn alone
     torch = TF = None
 
-TEST_BATCH = 1000  # minicnn train evaluates in batches of 1000
+TEST_BATCH = 256  # minicnn train evaluates in batches of minicnn.train.run.EVAL_BATCH_SIZE (256)
 PEAK_MARK = "cpu_train_processes peak VmHWM kB:"
+PEAK_METHOD = "VmHWM of the child process, read by the child from /proc/self/status as it exits, MB = 10^6 bytes"
 PEAK_WRAPPER = f"""\
 import atexit, os, runpy, sys
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import minicnn as mc
+from cpu_train_processes import PEAK_METHOD
 from gpu_report import cpu_model, write_json
 from gpu_timing import torch
 
@@ -61,7 +62,7 @@ def new_report(args, timing, dataset: dict) -> tuple[dict, Path]:
                    "order": "windows alternate: minicnn, torch, minicnn, torch...",
                    "reported": "median window, ms per call, and images/s = batch / that"},
         "ratio": "minicnn images/s / torch images/s (> 1: minicnn faster)",
-        "peak_rss": "ru_maxrss of the child process alone (os.wait4), MB = 10^6 bytes",
+        "peak_rss": PEAK_METHOD,
         "rows": [], "targets": [], "complete": False,
     }
     return report, default_path(args.out, machine["host"], now.date())
