@@ -145,8 +145,6 @@ def print_header(title: str, peers) -> None:
     print(f"\n== {title}\n    {'pass':<17}{'minicnn ms':>12}{columns}")
 
 
-
-
 def new_report(bench, machine: dict, now: datetime.datetime) -> dict:
     """The JSON's head; rows are appended as they are measured and `complete` set at the end."""
     return {

@@ -1,11 +1,42 @@
 """Fixtures shared across the test folders."""
 
+import shutil
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+UNREACHABLE_MIRROR = "http://127.0.0.1:9/"  # the discard port: nothing listens there
+
+
+
+@pytest.fixture
+def offline(isolated, monkeypatch):
+    """The isolated environment with every download going to a port where nothing listens."""
+    monkeypatch.setenv("MINICNN_MIRROR", UNREACHABLE_MIRROR)
+    return isolated
+
+
+@pytest.fixture
+def shared_mnist() -> Path:
+    """The read-only folder of the four original MNIST .gz files (never written to)."""
+    if not all((SHARED_MNIST / f"{name}.gz").is_file() for name in MNIST_FILES):
+        pytest.skip(f"the real MNIST files are not in {SHARED_MNIST.resolve()}")
+    return SHARED_MNIST
+
+
+@pytest.fixture
+def mnist_copy(shared_mnist, tmp_path) -> Path:
+    """A writable copy of the MNIST test split (t10k, 1.6 MB)."""
+    folder = tmp_path / "mnist-copy"
+    folder.mkdir()
+    for name in MNIST_FILES[2:]:
+        shutil.copy(shared_mnist / f"{name}.gz", folder)
+    return folder
 
 @pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
 def dtype(request):

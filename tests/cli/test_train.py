@@ -2,6 +2,7 @@
 non-zero exit code (never a traceback) for every kind of bad input."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -14,14 +15,11 @@ from minicnn.cli import app
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py: no real cache or mirror
-UNREACHABLE_MIRROR = "http://127.0.0.1:9/"  # the discard port: nothing listens there
 
 
 def flat(text: str) -> str:
     """The output with its line wrapping undone (the console wraps at 80 columns when not a terminal)."""
     return "".join(text.split())
-
-
 
 
 @pytest.fixture(scope="module")
@@ -147,19 +145,18 @@ def test_predict_of_a_file_that_is_not_an_image(run, tmp_path):
     assert_fails(runner.invoke(app, ["predict", str(out / "best.npz"), str(tmp_path / "text.png")]), 1, "not a readable image")
 
 
-def test_mnist_offline_names_what_was_tried_and_does_not_fall_back(tmp_path, isolated, monkeypatch):
-    monkeypatch.setenv("MINICNN_MIRROR", UNREACHABLE_MIRROR)
+def test_mnist_offline_names_what_was_tried_and_does_not_fall_back(tmp_path, offline):
     result = runner.invoke(app, ["train", "lenet5", "--dataset", "mnist", "--epochs", "1", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
-    for fragment in ("dataset 'mnist' is not available", "unreachable", UNREACHABLE_MIRROR.rstrip("/"), str(isolated)):
+    for fragment in ("dataset 'mnist' is not available", "unreachable", os.environ["MINICNN_MIRROR"].rstrip("/"), str(offline)):
         assert flat(fragment) in flat(result.output), result.output
     assert "digits" not in result.output and "run saved in" not in result.output
+    assert "DataUnavailableError" not in result.output and "--debug" not in result.output  # a known error, not a crash
     assert not (tmp_path / "r" / "last.npz").exists()
 
 
-def test_no_dataset_offline_falls_back_to_digits_with_a_note(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINICNN_MIRROR", UNREACHABLE_MIRROR)
+def test_no_dataset_offline_falls_back_to_digits_with_a_note(tmp_path, offline):
     result = runner.invoke(app, ["train", "lenet5", "--epochs", "1", "--limit-train", "300", "--seed", "0",
                                  "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
@@ -169,8 +166,3 @@ def test_no_dataset_offline_falls_back_to_digits_with_a_note(tmp_path, monkeypat
     assert np.isfinite(json.loads((tmp_path / "r" / "metrics.jsonl").read_text())["test_loss"])
 
 
-def test_a_missing_dataset_is_a_known_error_not_a_crash(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINICNN_MIRROR", UNREACHABLE_MIRROR)
-    result = runner.invoke(app, ["train", "lenet5", "--dataset", "mnist", "--epochs", "1", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1
-    assert "DataUnavailableError" not in result.output and "--debug" not in result.output

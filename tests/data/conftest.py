@@ -1,39 +1,15 @@
-"""Shared fixtures of the data tests: the real MNIST files, an isolated environment, a local mirror.
+"""Shared fixtures of the data tests: an isolated environment and a local mirror (the real MNIST
+files and their copy come from tests/conftest.py).
 
 The mirror is an HTTP server on 127.0.0.1 in a thread, serving a folder with Range support, and it
 can misbehave on request: close a response early, ignore Range. It records every request.
 """
 
 import http.server
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
-
-SHARED_MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist"
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-@pytest.fixture
-def shared_mnist() -> Path:
-    """The read-only folder of the four original MNIST .gz files."""
-    if not all((SHARED_MNIST / f"{name}.gz").is_file() for name in MNIST_FILES):
-        pytest.skip(f"the real MNIST files are not in {SHARED_MNIST.resolve()}")
-    return SHARED_MNIST
-
-
-@pytest.fixture
-def mnist_copy(shared_mnist, tmp_path) -> Path:
-    """A writable copy of the MNIST test split (t10k, 1.6 MB)."""
-    folder = tmp_path / "mnist-copy"
-    folder.mkdir()
-    for name in MNIST_FILES[2:]:
-        shutil.copy(shared_mnist / f"{name}.gz", folder)
-    return folder
-
-
-
 
 class Mirror:
     """A file server: `url`, `requests` [(path, Range header)], `cut[path] = n` closes the next
