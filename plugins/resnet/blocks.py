@@ -35,6 +35,18 @@ def projection(in_channels: int, out_channels: int, stride: int) -> nn.Sequentia
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
+def make_stage(block: type, in_planes: int, channels: int, blocks: int, stride: int, shortcut) -> nn.Sequential:
+    """One stage of a ResNet: `blocks` blocks of `block` at width `channels`, the first with
+    `stride` and, when it changes the shape, shortcut(in_planes, channels * expansion, stride) as
+    its downsample. (N, in_planes, H, W) -> (N, channels * block.expansion, H/stride, W/stride)."""
+    out_planes = channels * block.expansion
+    downsample = shortcut(in_planes, out_planes, stride) if stride != 1 or in_planes != out_planes else None
+    stage = nn.Sequential(block(in_planes, channels, stride, downsample))
+    for _ in range(1, blocks):
+        stage.append(block(out_planes, channels))
+    return stage
+
+
 class ZeroPadShortcut(nn.Module):
     """The identity shortcut of He et al.'s CIFAR ResNets ("option A"): no parameters.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from minicnn import nn
 
-from .blocks import BasicBlock, ZeroPadShortcut, init_weights
+from .blocks import BasicBlock, ZeroPadShortcut, init_weights, make_stage
 
 
 class CifarResNet(nn.Module):
@@ -36,26 +36,15 @@ class CifarResNet(nn.Module):
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"CifarResNet: depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110, ...), got {depth}")
         blocks = (depth - 2) // 6
-        self.in_planes = 16
         self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU()
-        self.layer1 = self._make_layer(16, blocks)
-        self.layer2 = self._make_layer(32, blocks, stride=2)
-        self.layer3 = self._make_layer(64, blocks, stride=2)
+        self.layer1 = make_stage(BasicBlock, 16, 16, blocks, 1, ZeroPadShortcut)
+        self.layer2 = make_stage(BasicBlock, 16, 32, blocks, 2, ZeroPadShortcut)
+        self.layer3 = make_stage(BasicBlock, 32, 64, blocks, 2, ZeroPadShortcut)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(64, num_classes)
         init_weights(self, zero_init_residual)
-
-    def _make_layer(self, channels: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.in_planes != channels:
-            downsample = ZeroPadShortcut(self.in_planes, channels, stride)
-        stage = nn.Sequential(BasicBlock(self.in_planes, channels, stride, downsample))
-        self.in_planes = channels
-        for _ in range(1, blocks):
-            stage.append(BasicBlock(channels, channels))
-        return stage
 
     def forward(self, x):
         x = self.relu(self.bn1(self.conv1(x)))

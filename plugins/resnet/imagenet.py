@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from minicnn import nn
 
-from .blocks import BasicBlock, Bottleneck, init_weights, projection
+from .blocks import BasicBlock, Bottleneck, init_weights, make_stage, projection
 
 
 class ResNet(nn.Module):
@@ -42,7 +42,6 @@ class ResNet(nn.Module):
     def __init__(self, block: type, layers, num_classes: int = 1000, in_channels: int = 3,
                  zero_init_residual: bool = False, small_input: bool = False):
         super().__init__()
-        self.in_planes = 64
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         else:
@@ -50,24 +49,14 @@ class ResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU()
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        wide = block.expansion
+        self.layer1 = make_stage(block, 64, 64, layers[0], 1, projection)
+        self.layer2 = make_stage(block, 64 * wide, 128, layers[1], 2, projection)
+        self.layer3 = make_stage(block, 128 * wide, 256, layers[2], 2, projection)
+        self.layer4 = make_stage(block, 256 * wide, 512, layers[3], 2, projection)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
         init_weights(self, zero_init_residual)
-
-    def _make_layer(self, block: type, channels: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        out_channels = channels * block.expansion
-        downsample = None
-        if stride != 1 or self.in_planes != out_channels:
-            downsample = projection(self.in_planes, out_channels, stride)
-        stage = nn.Sequential(block(self.in_planes, channels, stride, downsample))
-        self.in_planes = out_channels
-        for _ in range(1, blocks):
-            stage.append(block(self.in_planes, channels))
-        return stage
 
     def stem(self, x):
         """(N, C, H, W) -> (N, 64, H/4, W/4) (H, W with small_input)."""
