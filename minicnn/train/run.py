@@ -72,23 +72,27 @@ class RunResult:
     fallback_reason: str | None = None
 
 
-def _load_split(name: str, split: str, config: TrainConfig, progress):
+def _load_split(name: str, split: str, data_dir: str | None, progress):
     options = {"progress": progress} if progress is not None else {}
-    if config.data_dir:
-        options["data_dir"] = config.data_dir
+    if data_dir:
+        options["data_dir"] = data_dir
     return data.load_dataset(name, split, **options)
 
 
 def _datasets(config: TrainConfig, progress, notify: Callable[[str], None]):
     """(train, test, dataset name, fallback reason) following the fallback rule of TrainConfig."""
+
+    def splits(name, progress):
+        return _load_split(name, "train", config.data_dir, progress), _load_split(name, "test", config.data_dir, progress)
+
     if config.dataset is not None:
-        return _load_split(config.dataset, "train", config, progress), _load_split(config.dataset, "test", config, progress), config.dataset, None
+        return *splits(config.dataset, progress), config.dataset, None
     try:
-        return _load_split("mnist", "train", config, progress), _load_split("mnist", "test", config, progress), "mnist", None
+        return *splits("mnist", progress), "mnist", None
     except data.DataUnavailableError as error:
         reason = f"{error}\nTraining on the bundled 'digits' dataset instead (pass --dataset to choose)."
         notify(reason)
-        return _load_split("digits", "train", config, None), _load_split("digits", "test", config, None), "digits", reason
+        return *splits("digits", None), "digits", reason
 
 
 def _model(config: TrainConfig, num_classes: int, in_channels: int):
@@ -242,10 +246,7 @@ def evaluate_checkpoint(path, dataset: str | None = None, data_dir: str | None =
     """Test loss and accuracy of a checkpoint on its dataset's test split (or another dataset's)."""
     model, meta = model_from_checkpoint(path)
     name = dataset or meta["dataset"]
-    options = {"progress": progress} if progress else {}
-    if data_dir:
-        options["data_dir"] = data_dir
-    test_set = data.load_dataset(name, "test", **options)
+    test_set = _load_split(name, "test", data_dir, progress)
     if tuple(test_set.input_size) != tuple(meta["input_size"]):
         raise ValueError(f"dataset '{name}' has images of {test_set.input_size} but the model was trained on {tuple(meta['input_size'])}")
     test_set.transform = data.transforms.Normalize(meta["normalize"]["mean"], meta["normalize"]["std"])
