@@ -29,8 +29,10 @@ class Conv2d(Function):
     product per group, filters (groups, C_out/groups, C_in/groups*kH*kW) @ cols, and the epilogue
     turns the channel-major product into (n, C_out, oH, oW) with bias and activation. The batch
     goes through in slices of n images chosen by the device's kernels: on the CPU, small enough
-    for the matrix to stay in cache; on the GPU, the whole batch. Layers with few input channels
-    may skip the matrix for a direct convolution where the device has one (the GPU).
+    for the matrix to stay in cache; on the GPU, the whole batch. A layer may skip the matrix for
+    a direct convolution where the device's kernels say it serves better: on the GPU, layers with
+    few input channels; on the CPU, every stride-1 layer when the C kernels are built, forward and
+    backward (kernels.DIRECT_BACKWARD).
     Backward rebuilds each slice's matrix from the saved input rather than keeping it (for LeNet's
     first layer it is 25 times the input) for the weight gradient, g @ cols^T; the input
     gradient, filters^T @ g folded back onto the image by col2im, takes the whole batch at once
@@ -48,7 +50,8 @@ class Conv2d(Function):
         oh = conv_output_size(x.shape[2], kh, self.stride[0], self.pads[0] + self.pads[1], self.dilation[0])
         ow = conv_output_size(x.shape[3], kw, self.stride[1], self.pads[2] + self.pads[3], self.dilation[1])
         window = self.window = Window.over(x.shape, (kh, kw), self.stride, self.dilation, self.pads, (oh, ow))
-        if kernels.uses_direct_conv(window, self.groups):
+        self.direct = kernels.uses_direct_conv(window, self.groups, x.dtype)
+        if self.direct:
             y = kernels.direct_conv2d(x, weight, bias, window, self.groups, self.activation)
         else:
             y = kernels.empty((x.shape[0], out_channels, oh, ow), x.dtype)
@@ -79,6 +82,8 @@ class Conv2d(Function):
         xp = get_array_module(g)
         kernels = kernels_for(g)
         weight, x, y = self.saved
+        if self.direct and kernels.DIRECT_BACKWARD:
+            return kernels.direct_conv2d_backward(g, x, weight, y, self.window, self.activation, self.needs_input_grad)
         filters = self._filters(weight)
         if self.activation == "relu":
             g = g * (y > 0)

@@ -5,8 +5,11 @@ each taking a `Window` (minicnn.kernels.window) for its geometry:
 
   empty(shape, dtype)                          an output buffer for kernels to fill (NaN when poisoned)
   conv_chunk_size(window, itemsize)            how many images a convolution takes at a time
-  uses_direct_conv(window, groups)             whether direct_conv2d serves this layer better
-  direct_conv2d(x, weight, bias, window, groups, activation) -> y          (cuda only)
+  uses_direct_conv(window, groups, dtype)      whether direct_conv2d serves this layer better
+  direct_conv2d(x, weight, bias, window, groups, activation) -> y
+  DIRECT_BACKWARD                              whether direct_conv2d has its own backward:
+  direct_conv2d_backward(g, x, weight, y, window, activation, needs_input_grad) -> (gx, gw, gb)
+                                               (cpu; cuda's direct layers use the im2col backward)
   im2col(x, window) -> cols                    (N, C, H, W) -> (C*kH*kW, N*oH*oW)
   col2im(cols, window, out=None) -> dx         its adjoint
   conv_epilogue(cm, shape, bias, activation, out=None)

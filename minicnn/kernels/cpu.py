@@ -1,5 +1,9 @@
 """Array-level window kernels for convolution and pooling, over NumPy arrays.
 
+Where the machine's C compiler builds our C kernels (minicnn.kernels.native), stride-1
+convolutions and max pooling run there; everything else, and every layer on a machine without
+a compiler (or with MINICNN_NATIVE=0), runs the NumPy code below, which computes the same values.
+
 `windows` is im2col without the copy: a strided view that shows every kH×kW window of every
 image at once. Convolution copies it once into a matrix for one BLAS product; pooling reduces over
 its last two axes. `fold_windows` is the way back (each input element collects the gradient of
@@ -13,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.backend import get_array_module
+from minicnn.kernels import native
 from minicnn.kernels.window import Window
 
 
@@ -91,9 +96,45 @@ def empty(shape: tuple, dtype):
     return np.empty(shape, dtype=dtype)
 
 
-def uses_direct_conv(window: Window, groups: int) -> bool:
-    """Never on the CPU: one im2col copy and one BLAS product beat a direct loop in NumPy."""
-    return False
+# The direct convolution here has its own backward (direct_conv2d_backward).
+DIRECT_BACKWARD = True
+
+
+def uses_direct_conv(window: Window, groups: int, dtype) -> bool:
+    """Where the C kernels are built: every stride-1, undilated, ungrouped float32/float64 layer
+    (all of LeNet's and ResNet's 3x3 layers). Strided, dilated and grouped layers take im2col and
+    BLAS."""
+    plain = groups == 1 and window.stride == (1, 1) and window.dilation == (1, 1)
+    return plain and native.library(dtype) is not None
+
+
+def direct_conv2d(x, weight, bias, window: Window, groups: int, activation: str | None):
+    """x: (N, C, H, W), weight: (C_out, C, kH, kW) -> y (N, C_out, oH, oW) with bias and activation,
+    by the C kernel (no im2col matrix), in x's dtype."""
+    x, weight, bias = _contiguous_as(x.dtype, x, weight, bias)
+    return native.conv_forward(x, weight, bias, window, relu=activation == "relu")
+
+
+def direct_conv2d_backward(g, x, weight, y, window: Window, activation: str | None, needs_input_grad: tuple):
+    """(gx, gw, gb) of `direct_conv2d` for its output gradient g (N, C_out, oH, oW), each None where
+    not needed. x is the saved input (None when gw is not needed), y the saved output of a fused
+    ReLU (None without one): g counts only where y > 0, applied as the kernels read g."""
+    g, weight, x = _contiguous_as(weight.dtype if x is None else x.dtype, g, weight, x)
+    mask = None if activation is None else np.ascontiguousarray(y, dtype=g.dtype)
+    needs_bias = len(needs_input_grad) > 2 and needs_input_grad[2]
+    gx = gw = gb = None
+    if needs_input_grad[0]:
+        gx = native.conv_input_grad(g, weight, window, mask)
+    if needs_input_grad[1]:
+        gw, gb = native.conv_weight_grad(x, g, window, needs_bias, mask)
+    elif needs_bias:
+        gb = (g if mask is None else g * (mask > 0)).sum(axis=(0, 2, 3))
+    return gx, gw, gb
+
+
+def _contiguous_as(dtype, *arrays):
+    """Each array C-contiguous in `dtype` (None stays None): what the C kernels read."""
+    return tuple(None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays)
 
 
 def conv_chunk_size(window: Window, itemsize: int) -> int:
@@ -145,7 +186,10 @@ def max_pool(x, window: Window):
     One pass per kernel offset over output-sized slabs: y is the running maximum, and a window's
     argmax is the number of leading offsets whose value is not its maximum. A NaN breaks that
     count (NaN != NaN), so an output with a NaN goes the slower way, an argmax over each window.
+    The C kernel, where built, walks each window once with the same rule.
     """
+    if _native_pool(window, x.dtype):
+        return native.max_pool(np.ascontiguousarray(x), window)
     xp = get_array_module(x)
     slabs = _pool_slabs(pad2d(x, window.pads, -np.inf), window)
     y = slabs[0].copy()
@@ -169,12 +213,19 @@ def _max_pool_by_windows(x, window: Window):
     return xp.take_along_axis(flat, argmax[..., None].astype(np.intp), axis=-1)[..., 0], argmax
 
 
+def _native_pool(window: Window, dtype) -> bool:
+    """Whether the C max pooling takes this window: its argmax is a uint8 offset, as here."""
+    return _offset_dtype(window) == np.uint8 and native.library(dtype) is not None
+
+
 def _offset_dtype(window: Window):
     return np.uint8 if window.kh * window.kw <= 256 else np.int32
 
 
 def max_pool_backward(g, argmax, window: Window):
     """g, argmax: (N, C, oH, oW) -> (N, C, H, W): each window's gradient lands on its argmax."""
+    if _native_pool(window, g.dtype):
+        return native.max_pool_backward(np.ascontiguousarray(g), np.ascontiguousarray(argmax, dtype=np.uint8), window)
     return _unpool(g, window, lambda offset, out: get_array_module(g).multiply(g, argmax == offset, out=out))
 
 

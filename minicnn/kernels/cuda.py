@@ -118,8 +118,12 @@ def conv_chunk_size(window: Window, itemsize: int) -> int:
     return window.n
 
 
-def uses_direct_conv(window: Window, groups: int) -> bool:
-    """Whether `direct_conv2d` serves this layer better than im2col + cuBLAS."""
+# The direct convolution's backward is the im2col one (Conv2d.backward), as for every layer here.
+DIRECT_BACKWARD = False
+
+
+def uses_direct_conv(window: Window, groups: int, dtype) -> bool:
+    """Whether `direct_conv2d` serves this layer better than im2col + cuBLAS (in any dtype)."""
     return window.c // groups * window.kh * window.kw <= DIRECT_CONV_MAX_TAPS
 
 

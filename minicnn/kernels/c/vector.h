@@ -1,0 +1,42 @@
+/* Portable SIMD for the CPU kernels: GCC/Clang vector extensions, no intrinsics.
+
+   REAL is float or double (set by the build, -DREAL=...). A `vec` holds VL of them in 64 bytes:
+   one AVX-512 register, or two AVX2 registers where the machine has no AVX-512; the compiler
+   picks the instructions for the -march it was given. Loads and stores go through memcpy, which
+   the compiler turns into one unaligned vector move. */
+#pragma once
+
+#include <string.h>
+
+#ifndef REAL
+#define REAL float
+#endif
+
+#define VECTOR_BYTES 64
+#define VL ((long)(VECTOR_BYTES / sizeof(REAL)))
+
+typedef REAL vec __attribute__((vector_size(VECTOR_BYTES)));
+
+static inline vec load(const REAL *p) {
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store(REAL *p, vec v) { memcpy(p, &v, sizeof v); }
+
+static inline vec broadcast(REAL s) { return (vec){0} + s; }
+
+static inline REAL sum_lanes(vec v) {
+    REAL s = 0;
+    for (long i = 0; i < VL; i++) s += v[i];
+    return s;
+}
+
+static inline long round_up(long n, long step) { return (n + step - 1) / step * step; }
+
+/* What a lane-wise comparison gives: integers as wide as REAL, all ones where true. */
+typedef __typeof__((vec){0} > (vec){0}) mask;
+
+/* a where m is all ones, else b. */
+static inline vec blend(mask m, vec a, vec b) { return (vec)((m & (mask)a) | (~m & (mask)b)); }

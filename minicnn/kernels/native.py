@@ -1,0 +1,216 @@
+"""Our own C kernels for the CPU (c/*.c): built by the machine's C compiler, loaded with ctypes.
+
+The CPU's counterpart of the CUDA kernels: the direct stride-1 convolution (forward, input and
+weight gradients) and max pooling, vectorized with GCC/Clang vector extensions and threaded with
+OpenMP. The sources are compiled once per machine, for float and for double, with -march=native,
+into a cache folder ($MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else ~/.cache/minicnn)
+under a key made of the sources, the compiler's version, the flags and the CPU's feature list.
+A finished build is renamed into place, so processes that build at once never see half a library.
+
+Their OpenMP threads take every core. BLAS keeps to one thread once they load: OpenBLAS's idle
+workers spin for a while after each product, and on cores that our threads want next, that
+spinning made a LeNet-5 training step 1.5x slower (threadpoolctl sets the limit on whichever BLAS
+NumPy loaded).
+
+Nothing here is required: with no C compiler (or MINICNN_NATIVE=0) `library()` is None and the
+CPU keeps to the NumPy kernels, which compute the same values; a failed build warns once, with
+the compiler's message. Every function takes C-contiguous arrays of one dtype (float32/float64)
+and a `Window` for its geometry, as the other kernel modules do.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import threadpoolctl
+
+from minicnn.kernels.window import Window
+
+SOURCE_DIR = Path(__file__).with_name("c")
+SOURCES = ("conv.c", "pool.c")
+REALS = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+# Tried in order: the first set that builds is kept (a compiler without OpenMP gets one thread).
+FLAG_SETS = (
+    ("-O3", "-march=native", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"),
+    ("-O3", "-march=native", "-std=gnu11", "-fPIC", "-shared"),
+)
+
+_pointer, _long, _int = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+SIGNATURES = {
+    "conv_forward": [_pointer] * 5 + [_long] * 11 + [_int],
+    "conv_weight_grad": [_pointer] * 5 + [_long] * 11,
+    "max_pool": [_pointer] * 3 + [_long] * 11,
+    "max_pool_backward": [_pointer] * 3 + [_long] * 10,
+}
+
+
+class NativeBuildWarning(UserWarning):
+    """The C kernels could not be built; the CPU runs the NumPy kernels instead."""
+
+
+def enabled() -> bool:
+    """False when MINICNN_NATIVE=0: keep to the NumPy kernels (to read them, or to compare)."""
+    return os.environ.get("MINICNN_NATIVE", "1") != "0"
+
+
+def cache_dir() -> Path:
+    if os.environ.get("MINICNN_CACHE_DIR"):
+        return Path(os.environ["MINICNN_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minicnn"
+
+
+def library(dtype):
+    """The loaded C kernels for `dtype` (float32 or float64), or None: disabled, another dtype, or
+    no compiler that builds them."""
+    dtype = np.dtype(dtype)
+    if not enabled() or dtype not in REALS:
+        return None
+    return _load(REALS[dtype])
+
+
+@functools.cache
+def _load(real: str):
+    wanted = os.environ.get("CC")
+    compiler = shutil.which(wanted) if wanted else shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        _warn(f"the compiler CC={wanted} was not found" if wanted else "no C compiler found: install gcc, or set CC")
+        return None
+    errors = []
+    for flags in FLAG_SETS:
+        path = _build(compiler, flags, real, errors)
+        if path is not None:
+            lib = ctypes.CDLL(str(path))
+            for name, argtypes in SIGNATURES.items():
+                getattr(lib, name).argtypes = argtypes
+                getattr(lib, name).restype = _int
+            threadpoolctl.threadpool_limits(1, user_api="blas")
+            return lib
+    _warn(f"{compiler} failed: {errors[-1]}")
+    return None
+
+
+def _build(compiler: str, flags: tuple, real: str, errors: list) -> Path | None:
+    """The built library's path (built now unless the cache has it), or None if it fails to build."""
+    command = [compiler, *flags, f"-DREAL={real}", *(str(SOURCE_DIR / s) for s in SOURCES), "-lm"]
+    target = cache_dir() / "native" / f"minicnn-{real}-{_build_key(compiler, command)}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        built = Path(scratch) / target.name
+        try:
+            result = subprocess.run([*command, "-o", str(built)], capture_output=True, text=True, timeout=300)
+        except OSError as error:
+            errors.append(str(error))
+            return None
+        if result.returncode != 0:
+            errors.append(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}")
+            return None
+        os.replace(built, target)
+    return target
+
+
+def _build_key(compiler: str, command: list) -> str:
+    digest = hashlib.sha256()
+    for name in SOURCES + ("vector.h",):
+        digest.update((SOURCE_DIR / name).read_bytes())
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    digest.update("\0".join([version, *command[1:], platform.machine(), _cpu_features()]).encode())
+    return digest.hexdigest()[:16]
+
+
+def _cpu_features() -> str:
+    """The CPU's feature flags, so a cache shared between machines never runs another's -march=native."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _warn(reason: str) -> None:
+    warnings.warn(f"minicnn: the C kernels were not built ({reason}); the CPU runs the slower NumPy kernels",
+                  NativeBuildWarning, stacklevel=3)
+
+
+def _address(array):
+    return None if array is None else array.ctypes.data
+
+
+def _check(status: int, name: str) -> None:
+    if status != 0:
+        raise MemoryError(f"minicnn: the C kernel {name} ran out of memory")
+
+
+def conv_forward(x, weight, bias, window: Window, relu: bool, mask=None):
+    """y (N, C_out, oH, oW) = x (N, C_in, H, W) cross-correlated with weight (C_out, C_in, kH, kW),
+    stride 1, plus bias (C_out,) when given, then ReLU when `relu`. With `mask` (shaped like x),
+    x counts only where mask > 0."""
+    out_channels = weight.shape[0]
+    y = np.empty((window.n, out_channels, window.oh, window.ow), dtype=x.dtype)
+    status = library(x.dtype).conv_forward(
+        _address(x), _address(weight), _address(bias), _address(mask), _address(y),
+        window.n, window.c, window.h, window.w, out_channels, window.kh, window.kw, window.pads[0], window.pads[2],
+        window.oh, window.ow, int(relu))
+    _check(status, "conv_forward")
+    return y
+
+
+def conv_input_grad(g, weight, window: Window, mask=None):
+    """gx (N, C_in, H, W) for g (N, C_out, oH, oW): the stride-1 convolution of g with the filters
+    turned around (flipped, C_in and C_out swapped), padded by kernel - 1 - pad; g counts only where
+    mask > 0 when given."""
+    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    top, bottom, left, right = window.pads
+    turned = Window.over(g.shape, window.kernel, (1, 1), (1, 1),
+                         (window.kh - 1 - top, window.kh - 1 - bottom, window.kw - 1 - left, window.kw - 1 - right),
+                         (window.h, window.w))
+    return conv_forward(g, flipped, None, turned, relu=False, mask=mask)
+
+
+def conv_weight_grad(x, g, window: Window, with_bias: bool, mask=None):
+    """(gw (C_out, C_in, kH, kW), gb (C_out,) or None) for the stride-1 convolution of x that gave
+    g (N, C_out, oH, oW); g counts only where mask > 0 when given."""
+    out_channels = g.shape[1]
+    gw = np.empty((out_channels, window.c, window.kh, window.kw), dtype=x.dtype)
+    gb = np.empty(out_channels, dtype=x.dtype) if with_bias else None
+    status = library(x.dtype).conv_weight_grad(
+        _address(x), _address(g), _address(mask), _address(gw), _address(gb),
+        window.n, window.c, window.h, window.w, out_channels, window.kh, window.kw, window.pads[0], window.pads[2],
+        window.oh, window.ow)
+    _check(status, "conv_weight_grad")
+    return gw, gb
+
+
+def max_pool(x, window: Window):
+    """x (N, C, H, W) -> (y, argmax (uint8)), both (N, C, oH, oW): each window's maximum and the
+    offset a*kW + b of its first maximum (a NaN counts as the maximum). kH*kW must be <= 256."""
+    y = np.empty((window.n, window.c, window.oh, window.ow), dtype=x.dtype)
+    argmax = np.empty(y.shape, dtype=np.uint8)
+    status = library(x.dtype).max_pool(
+        _address(x), _address(y), _address(argmax), window.n * window.c, window.h, window.w, window.kh, window.kw,
+        window.sh, window.sw, window.pads[0], window.pads[2], window.oh, window.ow)
+    _check(status, "max_pool")
+    return y, argmax
+
+
+def max_pool_backward(g, argmax, window: Window):
+    """g, argmax (N, C, oH, oW) -> gx (N, C, H, W): each window's gradient added at its argmax."""
+    gx = np.empty((window.n, window.c, window.h, window.w), dtype=g.dtype)
+    status = library(g.dtype).max_pool_backward(
+        _address(g), _address(argmax), _address(gx), window.n * window.c, window.h, window.w, window.kw,
+        window.sh, window.sw, window.pads[0], window.pads[2], window.oh, window.ow)
+    _check(status, "max_pool_backward")
+    return gx

@@ -1,0 +1,195 @@
+"""minicnn.kernels.native: the C kernels against the NumPy kernels, their build and cache, and the
+fallback when they cannot be built.
+
+The reference is the same op with MINICNN_NATIVE=0 (im2col + BLAS, offset-slab pooling), which
+the functional tests check against PyTorch and finite differences; here every layer shape that
+stresses the C code's blocking (channels not a multiple of its block, rows not a multiple of its
+strip, padding beyond the kernel, one image) must agree with it in float64 to rounding.
+"""
+
+import shutil
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+import threadpoolctl
+
+import minicnn.functional as F
+from minicnn import Tensor
+from minicnn.kernels import cpu, native
+
+pytestmark = pytest.mark.skipif(native.library(np.float64) is None, reason="no C compiler builds the C kernels")
+
+
+@pytest.fixture
+def rebuild(monkeypatch, tmp_path):
+    """Load the C kernels afresh, from an empty cache in tmp_path, and again as before afterwards."""
+    monkeypatch.setenv("MINICNN_CACHE_DIR", str(tmp_path))
+    native._load.cache_clear()
+    yield tmp_path
+    monkeypatch.undo()
+    native._load.cache_clear()
+
+
+def conv_and_grads(x, weight, bias, padding, activation):
+    """(y, gx, gw, gb) of conv2d under a fixed random output gradient."""
+    xt, wt = Tensor(x, requires_grad=True), Tensor(weight, requires_grad=True)
+    bt = None if bias is None else Tensor(bias, requires_grad=True)
+    y = F.conv2d(xt, wt, bt, padding=padding, activation=activation)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    (y * Tensor(g)).sum().backward()
+    return y.data, xt.grad.data, wt.grad.data, None if bt is None else bt.grad.data
+
+
+# (x shape, weight shape, padding)
+CONV_CASES = [
+    ((4, 1, 28, 28), (6, 1, 5, 5), 2),  # LeNet C1: 6 filters, one and a half blocks of 4
+    ((3, 6, 14, 14), (16, 6, 5, 5), 0),  # LeNet C3
+    ((2, 16, 8, 8), (16, 16, 3, 3), 1),  # ResNet 3x3
+    ((1, 3, 7, 11), (5, 3, 3, 3), 1),  # one image, non-square, 5 filters
+    ((2, 2, 9, 6), (3, 2, 2, 4), "same"),  # even kernel: one more zero at the bottom and right
+    ((2, 3, 6, 5), (7, 3, 3, 2), (4, 3)),  # padding beyond the kernel: zero rows of g cropped away
+    ((2, 4, 5, 5), (9, 4, 1, 1), 0),  # 1x1
+    ((1, 2, 12, 12), (3, 2, 7, 7), 3),  # 7x7
+    ((2, 1, 3, 40), (2, 1, 3, 3), "full"),  # rows longer than a strip
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding", CONV_CASES)
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv_matches_numpy_kernels(monkeypatch, rng, x_shape, w_shape, padding, activation, with_bias):
+    x, weight = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    bias = rng.standard_normal(w_shape[0]) if with_bias else None
+    window = cpu.Window.over(x_shape, w_shape[2:], (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
+    assert cpu.uses_direct_conv(window, 1, np.float64)
+    ours = conv_and_grads(x, weight, bias, padding, activation)
+    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    assert not cpu.uses_direct_conv(window, 1, np.float64)
+    reference = conv_and_grads(x, weight, bias, padding, activation)
+    for name, got, want in zip(("y", "gx", "gw", "gb"), ours, reference):
+        if want is None:
+            assert got is None
+            continue
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_conv_float32_and_a_float64_weight(rng):
+    """float32 in float32 arithmetic, to float32 rounding; a float64 weight is cast to x's dtype."""
+    x = rng.standard_normal((8, 6, 14, 14)).astype(np.float32)
+    weight = rng.standard_normal((16, 6, 5, 5))
+    y = F.conv2d(Tensor(x), Tensor(weight), activation="relu").data
+    assert y.dtype == np.float32
+    exact = F.conv2d(Tensor(x.astype(np.float64)), Tensor(weight.astype(np.float32).astype(np.float64)),
+                     activation="relu").data
+    np.testing.assert_allclose(y, exact, rtol=1e-5, atol=1e-4)
+
+
+def test_strided_dilated_and_grouped_layers_keep_to_im2col():
+    plain = dict(n=2, c=4, h=9, w=9, kh=3, kw=3, dh=1, dw=1, pads=(1, 1, 1, 1), oh=9, ow=9)
+    assert cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, np.float32)
+    assert not cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **plain), 1, np.float32)
+    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 2, np.float32)
+    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **{**plain, "dh": 2}), 1, np.float32)
+    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, np.int64)
+
+
+def test_only_bias_gradient(rng):
+    """A frozen weight: the bias gradient alone, masked by the fused ReLU."""
+    x, weight, bias = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    bt = Tensor(bias, requires_grad=True)
+    y = F.conv2d(Tensor(x), Tensor(weight), bt, padding=1, activation="relu")
+    y.sum().backward()
+    np.testing.assert_allclose(bt.grad.data, (y.data > 0).sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
+# (x shape, kernel, stride, padding, ceil_mode)
+POOL_CASES = [
+    ((3, 6, 28, 28), 2, 2, 0, False),  # LeNet
+    ((2, 3, 13, 13), 3, 2, 1, False),  # ResNet's stem pool, odd size
+    ((2, 2, 7, 9), 2, 2, 0, True),  # ceil mode: the last windows overhang the input
+    ((1, 1, 40, 37), (3, 2), (2, 3), (1, 0), True),  # more windows per row than lanes
+    ((2, 3, 5, 5), 2, 1, 1, False),  # overlapping windows
+]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf in the test's own sum
+@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode", POOL_CASES)
+def test_max_pool_matches_numpy_kernels(monkeypatch, rng, dtype, shape, kernel, stride, padding, ceil_mode):
+    # small integers make ties; a NaN and an infinity or two test the "first NaN wins" rule
+    x = rng.integers(-3, 4, shape).astype(dtype)
+    x.flat[rng.choice(x.size, 3, replace=False)] = [np.nan, -np.inf, np.inf]
+
+    def pool_and_grad():
+        xt = Tensor(x, requires_grad=True)
+        y = F.max_pool2d(xt, kernel, stride, padding, ceil_mode=ceil_mode)
+        (y * Tensor(np.arange(y.data.size, dtype=dtype).reshape(y.shape))).sum().backward()
+        return y.data, xt.grad.data
+
+    ours = pool_and_grad()
+    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    reference = pool_and_grad()
+    np.testing.assert_array_equal(ours[0], reference[0])  # the same cell wins: exact
+    np.testing.assert_array_equal(ours[1], reference[1])
+
+
+def test_builds_once_into_the_cache(rebuild):
+    lib = native.library(np.float32)
+    built = sorted(rebuild.glob("native/minicnn-*.so"))
+    assert lib is not None and [p.name.split("-")[1] for p in built] == ["float"]
+    stamp = built[0].stat().st_mtime_ns
+    native._load.cache_clear()
+    assert native.library(np.float32) is not None
+    assert built[0].stat().st_mtime_ns == stamp  # loaded from the cache, not rebuilt
+    assert not list(rebuild.glob("native/tmp*"))  # no scratch left behind
+
+
+def test_a_source_change_builds_anew(rebuild, monkeypatch):
+    native.library(np.float32)
+    monkeypatch.setattr(native, "FLAG_SETS", tuple((*flags, "-DMINICNN_TEST_FLAG") for flags in native.FLAG_SETS))
+    native._load.cache_clear()
+    native.library(np.float32)
+    assert len(list(rebuild.glob("native/minicnn-float-*.so"))) == 2
+
+
+def test_no_compiler_warns_once_and_falls_back(rebuild, monkeypatch, rng):
+    x, weight = rng.standard_normal((2, 1, 8, 8)), rng.standard_normal((3, 1, 3, 3))
+    expected = F.conv2d(Tensor(x), Tensor(weight), padding=1).data
+    native._load.cache_clear()
+    monkeypatch.setenv("CC", str(rebuild / "no-such-compiler"))
+    with pytest.warns(native.NativeBuildWarning, match="were not built .*no-such-compiler.*NumPy kernels"):
+        assert native.library(np.float64) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning comes once
+        y = F.conv2d(Tensor(x), Tensor(weight), padding=1).data
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+
+
+def test_a_compiler_that_fails_is_reported(rebuild, monkeypatch):
+    broken = rebuild / "cc"
+    broken.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo broken 1.0 && exit 0\necho 'cc: fatal error: no' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CC", str(broken))
+    with pytest.warns(native.NativeBuildWarning, match="cc: fatal error: no"):
+        assert native.library(np.float32) is None
+
+
+def test_minicnn_native_0_keeps_to_numpy(monkeypatch):
+    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    assert native.library(np.float32) is None
+
+
+def test_blas_keeps_to_one_thread_once_loaded():
+    native.library(np.float32)
+    blas = threadpoolctl.threadpool_info()
+    assert all(pool["num_threads"] == 1 for pool in blas if pool["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("real", sorted(set(native.REALS.values())))
+def test_sources_compile_without_warnings(tmp_path, real):
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    command = [compiler, *native.FLAG_SETS[0], "-Wall", "-Wextra", "-Werror", "-Wno-psabi", f"-DREAL={real}",
+               *(str(native.SOURCE_DIR / s) for s in native.SOURCES), "-lm", "-o", str(tmp_path / "k.so")]
+    built = subprocess.run(command, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
