@@ -122,7 +122,7 @@ def _build(compiler: str, flags: tuple, real: str, errors: list) -> Path | None:
 
 def _build_key(compiler: str, command: list) -> str:
     digest = hashlib.sha256()
-    for name in SOURCES + ("vector.h",):
+    for name in SOURCES + ("vector.h", "threads.h", "scratch.h"):
         digest.update((SOURCE_DIR / name).read_bytes())
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     digest.update("\0".join([version, *command[1:], platform.machine(), _cpu_features()]).encode())

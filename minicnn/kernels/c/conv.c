@@ -8,105 +8,129 @@
    plane into a contiguous run of outputs, and the runs vectorize. Positions with ox >= oW are
    computed and thrown away (kW - 1 of every wp).
 
-   Blocking. The forward pass keeps CB output channels x SV vectors of positions (a strip) in
-   registers while it walks every input channel and tap, so each loaded input vector feeds CB
-   multiply-adds and nothing is stored until the strip is done. The weight gradient keeps CB
-   output channels x TB taps in registers and walks the positions.
+   Blocking. The forward pass keeps cb output channels x sv vectors of positions (a strip) in
+   registers while it walks every input channel and tap, so each loaded input vector feeds cb
+   multiply-adds and nothing is stored until the strip is done. The weight gradient keeps
+   GRAD_CB output channels x TB taps in registers and walks the positions.
 
    Threads: OpenMP splits the batch; the weight gradient gives each thread its own sums and adds
    them up at the end. Every function returns 0, or -1 when memory ran out. */
 #include <math.h>
 #include <stdlib.h>
 
+#include "scratch.h"
+#include "threads.h"
+
 #include "vector.h"
 
-#ifndef CB
-#define CB 4 /* output channels per register block */
-#endif
-#ifndef SV
-#define SV 2 /* vectors of positions per strip */
-#endif
-#ifndef TB
-#define TB 4 /* kernel taps per register block of the weight gradient */
-#endif
-#define STRIP (SV * VL)
+#define MAX_CB 6 /* most output channels per register block */
+#define MAX_SV 4 /* most vectors of positions per strip */
+#define TB 4     /* kernel taps per register block of the weight gradient */
+#define GRAD_CB 4 /* output channels per register block of the weight gradient */
 
 /* The geometry of one call. Input (n, c, h, w), filters (co, c, kh, kw), output (n, co, oh, ow);
-   top/left zeros before the first input row/column. */
+   top/left zeros before the first input row/column; cb output channels per register block. */
 typedef struct {
-    long n, c, h, w, co, kh, kw, top, left, oh, ow;
+    long n, c, h, w, co, kh, kw, top, left, oh, ow, cb;
     long wp;     /* padded row width, oW + kW - 1 */
     long length; /* full-row positions per image, oH * wp rounded up to a whole strip */
     long plane;  /* one padded input plane, with room for the last strip's furthest tap */
-    long blocks; /* output channel blocks, co / CB rounded up */
+    long blocks; /* output channel blocks, co / cb rounded up */
 } Rows;
 
 static Rows rows_of(long n, long c, long h, long w, long co, long kh, long kw, long top, long left, long oh,
-                    long ow) {
-    Rows r = {n, c, h, w, co, kh, kw, top, left, oh, ow, 0, 0, 0, 0};
+                    long ow, long cb, long strip) {
+    Rows r = {n, c, h, w, co, kh, kw, top, left, oh, ow, cb, 0, 0, 0, 0};
     r.wp = ow + kw - 1;
-    r.length = round_up(oh * r.wp, STRIP);
+    r.length = round_up(oh * r.wp, strip);
     r.plane = round_up(r.length + (kh - 1) * r.wp + kw - 1, VL);
-    r.blocks = (co + CB - 1) / CB;
+    r.blocks = (co + cb - 1) / cb;
     return r;
 }
 
-/* src (channels, h, w) -> dst (channels, plane): padded planes of width wp, zero elsewhere.
-   With a mask (same shape as src), an element is copied only where mask > 0: ReLU's backward. */
-static void pad_planes(const Rows *r, long channels, const REAL *src, const REAL *mask, REAL *dst) {
+/* src (channels, h, w) -> padded planes of width wp, channel ch at dst + ch*stride, each plane
+   zero outside the input. With a mask (same shape as src), an element is copied only where
+   mask > 0: ReLU's backward. */
+static void pad_planes(const Rows *r, long channels, const REAL *src, const REAL *mask, REAL *dst, long stride) {
     long rows = r->oh + r->kh - 1;
-    memset(dst, 0, channels * r->plane * sizeof(REAL));
-    for (long ch = 0; ch < channels; ch++)
+    for (long ch = 0; ch < channels; ch++) {
+        memset(dst + ch * stride, 0, r->plane * sizeof(REAL));
         for (long y = 0; y < r->h; y++) {
             long py = y + r->top;
             if (py < 0 || py >= rows) continue;
             const REAL *s = src + (ch * r->h + y) * r->w;
             const REAL *m = mask ? mask + (ch * r->h + y) * r->w : NULL;
-            REAL *d = dst + ch * r->plane + py * r->wp;
+            REAL *d = dst + ch * stride + py * r->wp;
             for (long x = 0; x < r->w; x++) {
                 long px = x + r->left;
                 if (px >= 0 && px < r->wp) d[px] = (m && !(m[x] > 0)) ? 0 : s[x];
             }
         }
+    }
 }
 
-/* weight (co, c, kh, kw) -> (blocks, c, kh*kw, CB), zero for the channels past co, so a block's
-   CB weights for one tap are adjacent. */
+/* weight (co, c, kh, kw) -> (blocks, c, kh*kw, cb), zero for the channels past co, so a block's
+   cb weights for one tap are adjacent. */
 static REAL *pack_filters(const Rows *r, const REAL *weight) {
-    long taps = r->kh * r->kw;
-    REAL *packed = calloc(r->blocks * r->c * taps * CB, sizeof(REAL));
+    long taps = r->kh * r->kw, cb = r->cb;
+    REAL *packed = calloc(r->blocks * r->c * taps * cb, sizeof(REAL));
     if (!packed) return NULL;
     for (long o = 0; o < r->co; o++)
         for (long ci = 0; ci < r->c; ci++)
             for (long t = 0; t < taps; t++)
-                packed[(((o / CB) * r->c + ci) * taps + t) * CB + o % CB] = weight[(o * r->c + ci) * taps + t];
+                packed[(((o / cb) * r->c + ci) * taps + t) * cb + o % cb] = weight[(o * r->c + ci) * taps + t];
     return packed;
 }
 
-/* out (CB, length): one block's CB filters (packed (c, taps, CB)) over one image's padded planes. */
-static void correlate_block(const Rows *r, const REAL *planes, const REAL *packed, REAL *out) {
-    long taps = r->kh * r->kw;
-    for (long p = 0; p < r->length; p += STRIP) {
-        vec acc[CB][SV];
-        for (int j = 0; j < CB; j++)
-            for (int s = 0; s < SV; s++) acc[j][s] = broadcast(0);
+/* out (cb, length): one block's cb filters (packed (c, taps, cb)) over one image's padded planes,
+   sv vectors of positions at a time. Inlined with constant kh, kw, cb and sv, so the compiler
+   unrolls the taps and keeps the cb x sv sums in registers. */
+static inline __attribute__((always_inline)) void correlate_block(const Rows *r, const REAL *planes,
+                                                                  const REAL *packed, REAL *out, long kh, long kw,
+                                                                  int cb, int sv) {
+    long taps = kh * kw;
+    for (long p = 0; p < r->length; p += sv * VL) {
+        vec acc[MAX_CB][MAX_SV];
+        for (int j = 0; j < cb; j++)
+            for (int s = 0; s < sv; s++) acc[j][s] = broadcast(0);
         for (long ci = 0; ci < r->c; ci++) {
-            const REAL *wt = packed + ci * taps * CB;
-            for (long ky = 0; ky < r->kh; ky++) {
+            const REAL *wt = packed + ci * taps * cb;
+            for (long ky = 0; ky < kh; ky++) {
                 const REAL *x = planes + ci * r->plane + ky * r->wp + p;
-                for (long kx = 0; kx < r->kw; kx++, wt += CB) {
-                    vec xv[SV];
-                    for (int s = 0; s < SV; s++) xv[s] = load(x + kx + s * VL);
-                    for (int j = 0; j < CB; j++) {
+                for (long kx = 0; kx < kw; kx++, wt += cb) {
+                    vec xv[MAX_SV];
+                    for (int s = 0; s < sv; s++) xv[s] = load(x + kx + s * VL);
+                    for (int j = 0; j < cb; j++) {
                         vec wv = broadcast(wt[j]);
-                        for (int s = 0; s < SV; s++) acc[j][s] += wv * xv[s];
+                        for (int s = 0; s < sv; s++) acc[j][s] += wv * xv[s];
                     }
                 }
             }
         }
-        for (int j = 0; j < CB; j++)
-            for (int s = 0; s < SV; s++) store(out + j * r->length + p + s * VL, acc[j][s]);
+        for (int j = 0; j < cb; j++)
+            for (int s = 0; s < sv; s++) store(out + j * r->length + p + s * VL, acc[j][s]);
     }
+}
+
+/* Two blockings: 6 channels x 2 vectors where the channels come in sixes (LeNet's 6), else 4
+   channels x 4 vectors; each with 3x3 and 5x5 kernels spelled out. */
+static long block_channels(long co) { return co % 6 == 0 && co % 4 != 0 ? 6 : 4; }
+static long strip_vectors(long cb) { return cb == 6 ? 2 : 4; }
+
+static void correlate(const Rows *r, const REAL *planes, const REAL *packed, REAL *out) {
+#define CORRELATE(cb, sv)                                                               \
+    if (r->kh == 3 && r->kw == 3)                                                       \
+        correlate_block(r, planes, packed, out, 3, 3, cb, sv);                          \
+    else if (r->kh == 5 && r->kw == 5)                                                  \
+        correlate_block(r, planes, packed, out, 5, 5, cb, sv);                          \
+    else                                                                                \
+        correlate_block(r, planes, packed, out, r->kh, r->kw, cb, sv);
+    if (r->cb == 6) {
+        CORRELATE(6, 2)
+    } else {
+        CORRELATE(4, 4)
+    }
+#undef CORRELATE
 }
 
 /* y (n, co, oh, ow) = x (n, c, h, w) cross-correlated with weight (co, c, kh, kw), stride 1,
@@ -114,22 +138,23 @@ static void correlate_block(const Rows *r, const REAL *planes, const REAL *packe
    where mask > 0 (the input gradient passes the forward output of a fused ReLU here). */
 int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL *mask, REAL *y, long n, long c,
                  long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow, int relu) {
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow);
+    long cb = block_channels(co);
+    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, cb, strip_vectors(cb) * VL);
     REAL *packed = pack_filters(&r, weight);
     int failed = packed == NULL;
 #pragma omp parallel if (n > 1)
     {
-        REAL *planes = malloc(c * r.plane * sizeof(REAL));
-        REAL *out = malloc(CB * r.length * sizeof(REAL));
+        REAL *planes = scratch(0, c * r.plane * sizeof(REAL));
+        REAL *out = scratch(1, cb * r.length * sizeof(REAL));
         if (!planes || !out) failed = 1;
 #pragma omp for schedule(static)
         for (long i = 0; i < n; i++) {
             if (failed) continue;
-            pad_planes(&r, c, x + i * c * h * w, mask ? mask + i * c * h * w : NULL, planes);
+            pad_planes(&r, c, x + i * c * h * w, mask ? mask + i * c * h * w : NULL, planes, r.plane);
             for (long b = 0; b < r.blocks; b++) {
-                correlate_block(&r, planes, packed + b * c * kh * kw * CB, out);
-                for (long j = 0; j < CB && b * CB + j < co; j++) {
-                    long o = b * CB + j;
+                correlate(&r, planes, packed + b * c * kh * kw * cb, out);
+                for (long j = 0; j < cb && b * cb + j < co; j++) {
+                    long o = b * cb + j;
                     REAL shift = bias ? bias[o] : 0;
                     REAL *dst = y + (i * co + o) * oh * ow;
                     for (long oy = 0; oy < oh; oy++)
@@ -140,36 +165,38 @@ int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL
                 }
             }
         }
-        free(planes);
-        free(out);
     }
     free(packed);
     return failed ? -1 : 0;
 }
 
-/* g (co, oh, ow) of one image -> rows (blocks*CB, length) in the full-row layout, zero at the
-   thrown-away positions and in the rows past co; masked where mask <= 0. Adds each channel's
-   sum to bias_sums (co,) when given. */
-static void gradient_rows(const Rows *r, const REAL *g, const REAL *mask, REAL *rows, REAL *bias_sums) {
-    memset(rows, 0, r->blocks * CB * r->length * sizeof(REAL));
-    for (long o = 0; o < r->co; o++) {
-        REAL total = 0;
+/* g (co, oh, ow) of one image -> gradient rows in the full-row layout, row o at rows + o*stride,
+   each `plane` long and zero at the thrown-away positions; rows co .. blocks*GRAD_CB - 1 all zero;
+   masked where mask <= 0. Adds each channel's sum to bias_sums (co,). */
+static void gradient_rows(const Rows *r, const REAL *g, const REAL *mask, REAL *rows, long stride,
+                          REAL *bias_sums) {
+    for (long o = 0; o < r->blocks * GRAD_CB; o++) {
+        REAL *d = rows + o * stride, total = 0;
+        memset(d, 0, r->plane * sizeof(REAL));
+        if (o >= r->co) continue;
         for (long oy = 0; oy < r->oh; oy++) {
             const REAL *s = g + (o * r->oh + oy) * r->ow;
             const REAL *m = mask ? mask + (o * r->oh + oy) * r->ow : NULL;
-            REAL *d = rows + o * r->length + oy * r->wp;
             for (long ox = 0; ox < r->ow; ox++) {
-                d[ox] = (m && !(m[ox] > 0)) ? 0 : s[ox];
-                total += d[ox];
+                REAL v = (m && !(m[ox] > 0)) ? 0 : s[ox];
+                d[oy * r->wp + ox] = v;
+                total += v;
             }
         }
-        if (bias_sums) bias_sums[o] += total;
+        bias_sums[o] += total;
     }
 }
 
-/* sums (blocks*CB, c, taps, VL) += the lane-wise products of one image's gradient rows with its
-   padded planes at each tap; the lanes are added up once, at the end of the batch. */
-static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL *rows, REAL *sums) {
+/* sums (blocks*GRAD_CB, c, taps, VL) += the lane-wise products of a group's gradient rows with its
+   padded planes at each tap, over `span` positions (the group's images side by side, `stride`
+   apart per channel); the lanes are added up once, at the end of the batch. */
+static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL *rows, REAL *sums, long span,
+                                   long stride) {
     long taps = r->kh * r->kw;
     for (long b = 0; b < r->blocks; b++)
         for (long ci = 0; ci < r->c; ci++)
@@ -177,51 +204,78 @@ static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL
                 const REAL *x[TB];
                 for (int t = 0; t < TB; t++) {
                     long tap = t0 + t < taps ? t0 + t : t0; /* past the last tap: a repeat, not kept */
-                    x[t] = planes + ci * r->plane + (tap / r->kw) * r->wp + tap % r->kw;
+                    x[t] = planes + ci * stride + (tap / r->kw) * r->wp + tap % r->kw;
                 }
-                const REAL *gr = rows + b * CB * r->length;
-                vec acc[CB][TB];
-                for (int j = 0; j < CB; j++)
+                const REAL *gr = rows + b * GRAD_CB * stride;
+                vec acc[GRAD_CB][TB];
+                for (int j = 0; j < GRAD_CB; j++)
                     for (int t = 0; t < TB; t++) acc[j][t] = broadcast(0);
-                for (long p = 0; p < r->length; p += VL) {
-                    vec gv[CB];
-                    for (int j = 0; j < CB; j++) gv[j] = load(gr + j * r->length + p);
+                for (long p = 0; p < span; p += VL) {
+                    vec gv[GRAD_CB];
+                    for (int j = 0; j < GRAD_CB; j++) gv[j] = load(gr + j * stride + p);
                     for (int t = 0; t < TB; t++) {
                         vec xv = load(x[t] + p);
-                        for (int j = 0; j < CB; j++) acc[j][t] += gv[j] * xv;
+                        for (int j = 0; j < GRAD_CB; j++) acc[j][t] += gv[j] * xv;
                     }
                 }
-                for (int j = 0; j < CB; j++)
+                for (int j = 0; j < GRAD_CB; j++)
                     for (int t = 0; t < TB && t0 + t < taps; t++) {
-                        REAL *s = sums + (((b * CB + j) * r->c + ci) * taps + t0 + t) * VL;
+                        REAL *s = sums + (((b * GRAD_CB + j) * r->c + ci) * taps + t0 + t) * VL;
                         store(s, load(s) + acc[j][t]);
                     }
             }
 }
 
+/* Bytes of padded planes and gradient rows that one group of images may take: the group's passes
+   stay in the core's L2 cache. */
+#define GROUP_BYTES (512L * 1024)
+
 /* gw (co, c, kh, kw) = sum over images and positions of g x the input under each tap, for the
    stride-1 convolution of x (n, c, h, w) that gave g (n, co, oh, ow); gb (co,) = g's channel
-   sums when given. With a mask (n, co, oh, ow), g counts only where mask > 0 (a fused ReLU). */
+   sums when given. With a mask (n, co, oh, ow), g counts only where mask > 0 (a fused ReLU).
+   The images go through in groups laid side by side (channel-major: every image's plane of
+   channel 0, then of channel 1...), so one pass over a tap covers the whole group: each image's
+   gradient rows are zero past its own positions, so no product crosses from one image into the
+   next. */
 int conv_weight_grad(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c, long h,
                      long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow);
-    long taps = kh * kw, per_image = co * oh * ow;
+    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, GRAD_CB, VL);
+    long taps = kh * kw, per_image = co * oh * ow, channels = c + r.blocks * GRAD_CB;
+    long group = GROUP_BYTES / (channels * r.plane * (long)sizeof(REAL));
+    long threads = omp_get_max_threads();
+    if (group < 1) group = 1;
+    long groups = round_up((n + group - 1) / group, threads); /* a whole number of groups per thread */
+    group = (n + groups - 1) / groups;
+    groups = (n + group - 1) / group;
+    long slack = (kh - 1) * r.wp + kw + VL;
     int failed = 0;
     memset(gw, 0, co * c * taps * sizeof(REAL));
     if (gb) memset(gb, 0, co * sizeof(REAL));
 #pragma omp parallel if (n > 1)
     {
-        REAL *planes = malloc(c * r.plane * sizeof(REAL));
-        REAL *rows = malloc(r.blocks * CB * r.length * sizeof(REAL));
-        REAL *sums = calloc(r.blocks * CB * c * taps * VL, sizeof(REAL));
-        REAL *bias_sums = calloc(co, sizeof(REAL));
-        if (!planes || !rows || !sums || !bias_sums) failed = 1;
+        long sum_count = r.blocks * GRAD_CB * c * taps * VL;
+        REAL *planes = scratch(0, (c * group * r.plane + slack) * sizeof(REAL));
+        REAL *rows = scratch(1, r.blocks * GRAD_CB * group * r.plane * sizeof(REAL));
+        REAL *sums = scratch(2, sum_count * sizeof(REAL));
+        REAL *bias_sums = scratch(3, r.blocks * GRAD_CB * sizeof(REAL));
+        if (!planes || !rows || !sums || !bias_sums)
+            failed = 1;
+        else {
+            memset(planes + c * group * r.plane, 0, slack * sizeof(REAL)); /* read past the last plane, never written */
+            memset(sums, 0, sum_count * sizeof(REAL));
+            memset(bias_sums, 0, r.blocks * GRAD_CB * sizeof(REAL));
+        }
 #pragma omp for schedule(static)
-        for (long i = 0; i < n; i++) {
+        for (long k = 0; k < groups; k++) {
             if (failed) continue;
-            pad_planes(&r, c, x + i * c * h * w, NULL, planes);
-            gradient_rows(&r, g + i * per_image, mask ? mask + i * per_image : NULL, rows, bias_sums);
-            accumulate_weight_grad(&r, planes, rows, sums);
+            long first = k * group, count = n - first < group ? n - first : group, stride = count * r.plane;
+            for (long j = 0; j < count; j++) {
+                long i = first + j;
+                pad_planes(&r, c, x + i * c * h * w, NULL, planes + j * r.plane, stride);
+                gradient_rows(&r, g + i * per_image, mask ? mask + i * per_image : NULL, rows + j * r.plane, stride,
+                              bias_sums);
+            }
+            accumulate_weight_grad(&r, planes, rows, sums, stride, stride);
         }
         if (!failed) {
 #pragma omp critical
@@ -231,10 +285,6 @@ int conv_weight_grad(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, R
                     for (long o = 0; o < co; o++) gb[o] += bias_sums[o];
             }
         }
-        free(planes);
-        free(rows);
-        free(sums);
-        free(bias_sums);
     }
     return failed ? -1 : 0;
 }
