@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from minicnn.autograd import Function, Tensor
 from minicnn.backend import get_array_module
+from minicnn.kernels import kernels_for
 
 
 class BatchNorm(Function):
@@ -13,6 +14,8 @@ class BatchNorm(Function):
     Training: statistics of this batch (biased variance), and the running statistics move toward
     them by `momentum`, the variance with Bessel's correction n/(n-1) as PyTorch does.
     Evaluation: the running statistics, so the op is a fixed affine map.
+    Where the device's kernels have batch norm (the CPU's C kernels), each step is one or two
+    passes over the data there; otherwise array expressions on any device.
     """
 
     def __init__(self, running_mean, running_var, training, momentum, eps):
@@ -21,21 +24,31 @@ class BatchNorm(Function):
 
     def forward(self, x, weight=None, bias=None):
         xp = get_array_module(x)
+        kernels = kernels_for(x)
         self.shape = (1, -1) + (1,) * (x.ndim - 2)
         x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, positions): reductions run along rows
         n = x3.shape[0] * x3.shape[2]
+        self.fused = kernels.has_batch_norm(x.dtype)
         if self.training:
-            mean = x3.sum(axis=2).sum(axis=0) / n
-            centred = x - mean.reshape(self.shape)
-            var = _channel_dot(xp, centred, centred) / n
+            if self.fused:
+                mean, var = kernels.batch_norm_stats(x)
+            else:
+                mean = x3.sum(axis=2).sum(axis=0) / n
+                centred = x - mean.reshape(self.shape)
+                var = _channel_dot(xp, centred, centred) / n
             if self.running_mean is not None:
                 m = self.momentum
                 self.running_mean[...] = (1 - m) * self.running_mean + m * mean
                 self.running_var[...] = (1 - m) * self.running_var + m * var * (n / max(n - 1, 1))
         else:
             mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
-            centred = x - mean.reshape(self.shape)
+            if not self.fused:
+                centred = x - mean.reshape(self.shape)
         inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
+        if self.fused:  # one pass writes x_hat and y
+            x_hat, y = kernels.batch_norm_forward(x, mean, inv_std, weight, bias)
+            self.save_for_backward(x_hat, inv_std, weight)
+            return y
         x_hat = centred
         x_hat *= inv_std.reshape(self.shape)
         self.save_for_backward(x_hat, inv_std, weight)
@@ -47,14 +60,19 @@ class BatchNorm(Function):
     def backward(self, g):
         """With g_hat = g * weight: gx = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
         in training (the batch statistics depend on x), inv_std * g_hat in evaluation; the means
-        per channel come from the bias and weight gradients, so g is read a few times only."""
+        per channel come from the bias and weight gradients, so g is read a few times only (twice
+        with the C kernels: once for both sums, once for gx)."""
         xp = get_array_module(g)
         x_hat, inv_std, weight = self.saved
+        scale = inv_std if weight is None else inv_std * weight
+        needs = self.needs_input_grad + (False, False)
+        if self.fused:
+            gx, g_sum, g_dot_x_hat = kernels_for(g).batch_norm_backward(g, x_hat, scale, self.training, needs[0])
+            return gx, g_dot_x_hat if needs[1] else None, g_sum if needs[2] else None
         g3 = g.reshape(g.shape[0], g.shape[1], -1)
         n = g3.shape[0] * g3.shape[2]
         g_sum = g3.sum(axis=2).sum(axis=0)  # the bias gradient
         g_dot_x_hat = _channel_dot(xp, g, x_hat)  # the weight gradient
-        scale = inv_std if weight is None else inv_std * weight
         gx = None
         if self.needs_input_grad[0]:
             if self.training:
@@ -64,7 +82,6 @@ class BatchNorm(Function):
                 gx *= scale.reshape(self.shape)
             else:
                 gx = g * scale.reshape(self.shape)
-        needs = self.needs_input_grad + (False, False)
         return gx, g_dot_x_hat if needs[1] else None, g_sum if needs[2] else None
 
 

@@ -14,6 +14,10 @@ each taking a `Window` (minicnn.kernels.window) for its geometry:
   col2im(cols, window, out=None) -> dx         its adjoint
   conv_epilogue(cm, shape, bias, activation, out=None)
                                                (C_out, N*oH*oW) -> (N, C_out, oH, oW) + bias, activation
+  has_batch_norm(dtype)                        whether the batch_norm_* kernels serve this dtype:
+  batch_norm_stats(x) -> (mean, var)           (cpu; elsewhere functional.norm's array expressions)
+  batch_norm_forward(x, mean, inv_std, weight, bias) -> (x_hat, y)
+  batch_norm_backward(g, x_hat, scale, training, needs_input_grad) -> (gx, g_sum, g_dot)
   max_pool(x, window) -> (y, argmax)           max_pool_backward(g, argmax, window) -> dx
   avg_pool(x, window, count_include_pad)       avg_pool_backward(g, window, count_include_pad) -> dx
 

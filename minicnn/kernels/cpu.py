@@ -132,6 +132,31 @@ def direct_conv2d_backward(g, x, weight, y, window: Window, activation: str | No
     return gx, gw, gb
 
 
+def has_batch_norm(dtype) -> bool:
+    """Whether batch_norm_* below serve this dtype: where the C kernels are built."""
+    return native.library(dtype) is not None
+
+
+def batch_norm_stats(x):
+    """x (N, C, ...) -> (mean, var) per channel, (C,) each, biased variance."""
+    return native.batch_norm_stats(np.ascontiguousarray(x))
+
+
+def batch_norm_forward(x, mean, inv_std, weight, bias):
+    """x (N, C, ...) -> (x_hat, y), x_hat = (x - mean) * inv_std and y = x_hat * weight + bias per channel."""
+    x, mean, inv_std, weight, bias = _contiguous_as(x.dtype, x, mean, inv_std, weight, bias)
+    return native.batch_norm_forward(x, mean, inv_std, weight, bias)
+
+
+def batch_norm_backward(g, x_hat, scale, training: bool, needs_input_grad: bool):
+    """(gx or None, Σ g, Σ g * x_hat) per channel for y = x_hat * weight + bias with
+    scale = inv_std * weight: in training gx also carries the batch statistics' dependence on x."""
+    g, x_hat, scale = _contiguous_as(x_hat.dtype, g, x_hat, scale)
+    sums = native.batch_norm_sums(g, x_hat)
+    gx = native.batch_norm_input_grad(g, x_hat, scale, sums if training else None) if needs_input_grad else None
+    return (gx, *sums)
+
+
 def _contiguous_as(dtype, *arrays):
     """Each array C-contiguous in `dtype` (None stays None): what the C kernels read."""
     return tuple(None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays)

@@ -118,6 +118,11 @@ def conv_chunk_size(window: Window, itemsize: int) -> int:
     return window.n
 
 
+def has_batch_norm(dtype) -> bool:
+    """No batch-norm kernels here: functional.norm's CuPy expressions serve the GPU."""
+    return False
+
+
 # The direct convolution's backward is the im2col one (Conv2d.backward), as for every layer here.
 DIRECT_BACKWARD = False
 

@@ -1,7 +1,7 @@
 """Our own C kernels for the CPU (c/*.c): built by the machine's C compiler, loaded with ctypes.
 
 The CPU's counterpart of the CUDA kernels: the direct stride-1 convolution (forward, input and
-weight gradients) and max pooling, vectorized with GCC/Clang vector extensions and threaded with
+weight gradients), max pooling and batch normalisation, vectorized with GCC/Clang vector extensions and threaded with
 OpenMP. The sources are compiled once per machine, for float and for double, with -march=native,
 into a cache folder ($MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else ~/.cache/minicnn)
 under a key made of the sources, the compiler's version, the flags and the CPU's feature list.
@@ -37,7 +37,7 @@ import threadpoolctl
 from minicnn.kernels.window import Window
 
 SOURCE_DIR = Path(__file__).with_name("c")
-SOURCES = ("conv.c", "pool.c")
+SOURCES = ("conv.c", "pool.c", "norm.c")
 REALS = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # Tried in order: the first set that builds is kept (a compiler without OpenMP gets one thread).
 FLAG_SETS = (
@@ -51,6 +51,10 @@ SIGNATURES = {
     "conv_weight_grad": [_pointer] * 5 + [_long] * 11,
     "max_pool": [_pointer] * 3 + [_long] * 11,
     "max_pool_backward": [_pointer] * 3 + [_long] * 10,
+    "batch_norm_stats": [_pointer] * 3 + [_long] * 3,
+    "batch_norm_forward": [_pointer] * 7 + [_long] * 3,
+    "batch_norm_sums": [_pointer] * 4 + [_long] * 3,
+    "batch_norm_input_grad": [_pointer] * 6 + [_long] * 3,
 }
 
 
@@ -213,4 +217,47 @@ def max_pool_backward(g, argmax, window: Window):
         _address(g), _address(argmax), _address(gx), window.n * window.c, window.h, window.w, window.kw,
         window.sh, window.sw, window.pads[0], window.pads[2], window.oh, window.ow)
     _check(status, "max_pool_backward")
+    return gx
+
+
+def _rows(x):
+    """(N, C, positions) of an (N, C, ...) array: the C kernels' view of it."""
+    return x.shape[0], x.shape[1], int(np.prod(x.shape[2:], dtype=np.int64))
+
+
+def batch_norm_stats(x):
+    """x (N, C, ...) -> (mean, var), each (C,): every channel's mean and biased variance."""
+    n, c, positions = _rows(x)
+    mean, var = np.empty(c, dtype=x.dtype), np.empty(c, dtype=x.dtype)
+    _check(library(x.dtype).batch_norm_stats(_address(x), _address(mean), _address(var), n, c, positions),
+           "batch_norm_stats")
+    return mean, var
+
+
+def batch_norm_forward(x, mean, inv_std, weight, bias):
+    """x (N, C, ...) -> (x_hat, y): x_hat = (x - mean) * inv_std, y = x_hat * weight + bias, per
+    channel ((C,) each; weight and bias may be None)."""
+    x_hat, y = np.empty_like(x), np.empty_like(x)
+    _check(library(x.dtype).batch_norm_forward(
+        _address(x), _address(mean), _address(inv_std), _address(weight), _address(bias), _address(x_hat),
+        _address(y), *_rows(x)), "batch_norm_forward")
+    return x_hat, y
+
+
+def batch_norm_sums(g, x_hat):
+    """(Σ g, Σ g * x_hat) per channel, each (C,): batch norm's bias and weight gradients."""
+    g_sum, g_dot = np.empty(g.shape[1], dtype=g.dtype), np.empty(g.shape[1], dtype=g.dtype)
+    _check(library(g.dtype).batch_norm_sums(_address(g), _address(x_hat), _address(g_sum), _address(g_dot),
+                                            *_rows(g)), "batch_norm_sums")
+    return g_sum, g_dot
+
+
+def batch_norm_input_grad(g, x_hat, scale, sums=None):
+    """gx = scale * (g - mean(g) - x_hat * mean(g * x_hat)) per channel, from sums = (Σ g, Σ g * x_hat)
+    (training); without sums (evaluation), gx = scale * g."""
+    gx = np.empty_like(g)
+    g_sum, g_dot = sums if sums is not None else (None, None)
+    _check(library(g.dtype).batch_norm_input_grad(
+        _address(g), _address(x_hat), _address(scale), _address(g_sum), _address(g_dot), _address(gx), *_rows(g)),
+        "batch_norm_input_grad")
     return gx

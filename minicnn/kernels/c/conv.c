@@ -27,6 +27,7 @@
 #define MAX_SV 4 /* most vectors of positions per strip */
 #define TB 4     /* kernel taps per register block of the weight gradient */
 #define GRAD_CB 4 /* output channels per register block of the weight gradient */
+#define TILE 8    /* output columns per register block when the lanes hold channels */
 
 /* The geometry of one call. Input (n, c, h, w), filters (co, c, kh, kw), output (n, co, oh, ow);
    top/left zeros before the first input row/column; cb output channels per register block. */
@@ -43,7 +44,7 @@ static Rows rows_of(long n, long c, long h, long w, long co, long kh, long kw, l
     Rows r = {n, c, h, w, co, kh, kw, top, left, oh, ow, cb, 0, 0, 0, 0};
     r.wp = ow + kw - 1;
     r.length = round_up(oh * r.wp, strip);
-    r.plane = round_up(r.length + (kh - 1) * r.wp + kw - 1, VL);
+    r.plane = round_up(r.length + (kh - 1) * r.wp + kw - 1 + TILE, VL);
     r.blocks = (co + cb - 1) / cb;
     return r;
 }
@@ -133,26 +134,100 @@ static void correlate(const Rows *r, const REAL *planes, const REAL *packed, REA
 #undef CORRELATE
 }
 
+/* tile (TILE, cv*VL): TILE neighbouring outputs of row oy from column ox0 on, for cv*VL output
+   channels (packed (c, taps, cv*VL)), plus their bias (cv*VL,) when given, then ReLU when relu != 0;
+   the channels in the vector lanes: each tap loads cv weight
+   vectors and multiplies them by TILE input values. Nothing is computed twice or thrown away but
+   the columns past oW in the row's last tile, which suits small images (ResNet's 8x8 layers). */
+static inline __attribute__((always_inline)) void correlate_channels_block(const Rows *r, const REAL *planes,
+                                                                           const REAL *packed, const REAL *bias,
+                                                                           int relu, REAL *tile, long oy, long ox0,
+                                                                           long kh, long kw, int cv) {
+    long taps = kh * kw;
+    vec acc[TILE][2];
+    for (int t = 0; t < TILE; t++)
+        for (int v = 0; v < cv; v++) acc[t][v] = broadcast(0);
+    for (long ci = 0; ci < r->c; ci++)
+        for (long ky = 0; ky < kh; ky++) {
+            const REAL *x = planes + ci * r->plane + (oy + ky) * r->wp + ox0;
+            const REAL *wt = packed + (ci * taps + ky * kw) * cv * VL;
+            for (long kx = 0; kx < kw; kx++) {
+                vec wv[2];
+                for (int v = 0; v < cv; v++) wv[v] = load(wt + (kx * cv + v) * VL);
+                for (int t = 0; t < TILE; t++) {
+                    vec xv = broadcast(x[kx + t]);
+                    for (int v = 0; v < cv; v++) acc[t][v] += xv * wv[v];
+                }
+            }
+        }
+    for (int v = 0; v < cv; v++) {
+        vec shift = bias ? load(bias + v * VL) : broadcast(0);
+        for (int t = 0; t < TILE; t++) {
+            vec out = acc[t][v] + shift;
+            if (relu) out = blend(out < 0, broadcast(0), out); /* lane-wise: no branch on the sign */
+            store(tile + (t * cv + v) * VL, out);
+        }
+    }
+}
+
+static void correlate_channels(const Rows *r, const REAL *planes, const REAL *packed, const REAL *bias, int relu,
+                               REAL *tile, long oy, long ox0) {
+    int cv = (int)(r->cb / VL);
+#define CORRELATE(cv)                                                                                 \
+    if (r->kh == 3 && r->kw == 3)                                                                     \
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 3, 3, cv);             \
+    else if (r->kh == 5 && r->kw == 5)                                                                \
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 5, 5, cv);             \
+    else                                                                                              \
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, r->kh, r->kw, cv);
+    if (cv == 2) {
+        CORRELATE(2)
+    } else {
+        CORRELATE(1)
+    }
+#undef CORRELATE
+}
+
+/* The output channels per block: whole vectors of them (lanes hold channels) when co is a
+   multiple of VL, else 6 or 4 (lanes hold positions). */
+static long forward_block(long co) {
+    if (co % (2 * VL) == 0) return 2 * VL;
+    return block_channels(co);
+}
+
 /* y (n, co, oh, ow) = x (n, c, h, w) cross-correlated with weight (co, c, kh, kw), stride 1,
    plus bias (co,) when given, then ReLU when relu != 0. With a mask (n, c, h, w), x counts only
    where mask > 0 (the input gradient passes the forward output of a fused ReLU here). */
 int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL *mask, REAL *y, long n, long c,
                  long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow, int relu) {
-    long cb = block_channels(co);
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, cb, strip_vectors(cb) * VL);
+    long cb = forward_block(co);
+    int lanes_hold_channels = cb % VL == 0;
+    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, cb, lanes_hold_channels ? VL : strip_vectors(cb) * VL);
     REAL *packed = pack_filters(&r, weight);
     int failed = packed == NULL;
 #pragma omp parallel if (n > 1)
     {
         REAL *planes = scratch(0, c * r.plane * sizeof(REAL));
-        REAL *out = scratch(1, cb * r.length * sizeof(REAL));
+        REAL *out = scratch(1, (lanes_hold_channels ? TILE * cb : cb * r.length) * sizeof(REAL));
         if (!planes || !out) failed = 1;
 #pragma omp for schedule(static)
         for (long i = 0; i < n; i++) {
             if (failed) continue;
             pad_planes(&r, c, x + i * c * h * w, mask ? mask + i * c * h * w : NULL, planes, r.plane);
             for (long b = 0; b < r.blocks; b++) {
-                correlate(&r, planes, packed + b * c * kh * kw * cb, out);
+                const REAL *block = packed + b * c * kh * kw * cb;
+                if (lanes_hold_channels) {
+                    for (long oy = 0; oy < oh; oy++)
+                        for (long ox0 = 0; ox0 < ow; ox0 += TILE) {
+                            correlate_channels(&r, planes, block, bias ? bias + b * cb : NULL, relu, out, oy, ox0);
+                            for (long j = 0; j < cb; j++) {
+                                REAL *dst = y + ((i * co + b * cb + j) * oh + oy) * ow + ox0;
+                                for (long t = 0; t < TILE && ox0 + t < ow; t++) dst[t] = out[t * cb + j];
+                            }
+                        }
+                    continue;
+                }
+                correlate(&r, planes, block, out);
                 for (long j = 0; j < cb && b * cb + j < co; j++) {
                     long o = b * cb + j;
                     REAL shift = bias ? bias[o] : 0;
@@ -230,15 +305,12 @@ static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL
    stay in the core's L2 cache. */
 #define GROUP_BYTES (512L * 1024)
 
-/* gw (co, c, kh, kw) = sum over images and positions of g x the input under each tap, for the
-   stride-1 convolution of x (n, c, h, w) that gave g (n, co, oh, ow); gb (co,) = g's channel
-   sums when given. With a mask (n, co, oh, ow), g counts only where mask > 0 (a fused ReLU).
-   The images go through in groups laid side by side (channel-major: every image's plane of
-   channel 0, then of channel 1...), so one pass over a tap covers the whole group: each image's
-   gradient rows are zero past its own positions, so no product crosses from one image into the
-   next. */
-int conv_weight_grad(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c, long h,
-                     long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
+/* conv_weight_grad with the lanes over positions (any number of channels). The images go through
+   in groups laid side by side (channel-major: every image's plane of channel 0, then of channel
+   1...), so one pass over a tap covers the whole group: each image's gradient rows are zero past
+   its own positions, so no product crosses from one image into the next. */
+static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c,
+                                 long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
     Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, GRAD_CB, VL);
     long taps = kh * kw, per_image = co * oh * ow, channels = c + r.blocks * GRAD_CB;
     long group = GROUP_BYTES / (channels * r.plane * (long)sizeof(REAL));
@@ -287,4 +359,108 @@ int conv_weight_grad(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, R
         }
     }
     return failed ? -1 : 0;
+}
+
+/* sums (c, taps, co) += the products of one image's gradient, transposed to gt (oh*ow, co), with
+   the input under taps (ky, 0..kw-1) of channels ci0 .. ci0+cb-1, for the VL output channels of
+   block b: the channels in the lanes, cb x kw sums in registers, every real output visited once. */
+static inline __attribute__((always_inline)) void weight_grad_channels_block(const Rows *r, const REAL *planes,
+                                                                             const REAL *gt, REAL *sums, long b,
+                                                                             long ci0, long ky, long kw, int cb) {
+    long taps = r->kh * kw;
+    vec acc[4][5];
+    for (int j = 0; j < cb; j++)
+        for (int t = 0; t < kw; t++) acc[j][t] = broadcast(0);
+    for (long oy = 0; oy < r->oh; oy++)
+        for (long ox = 0; ox < r->ow; ox++) {
+            vec gv = load(gt + (oy * r->ow + ox) * r->co + b * VL);
+            const REAL *xr = planes + ci0 * r->plane + (oy + ky) * r->wp + ox;
+            for (int j = 0; j < cb; j++)
+                for (int t = 0; t < kw; t++) acc[j][t] += broadcast(xr[j * r->plane + t]) * gv;
+        }
+    for (int j = 0; j < cb; j++)
+        for (int t = 0; t < kw; t++) {
+            REAL *s = sums + ((ci0 + j) * taps + ky * kw + t) * r->co + b * VL;
+            store(s, load(s) + acc[j][t]);
+        }
+}
+
+static void weight_grad_channels_image(const Rows *r, const REAL *planes, const REAL *gt, REAL *sums) {
+#define BLOCKS(kw, cb)                                                                       \
+    for (long b = 0; b < r->co / VL; b++)                                                    \
+        for (long ky = 0; ky < r->kh; ky++) {                                                \
+            long ci0 = 0;                                                                    \
+            for (; ci0 + cb <= r->c; ci0 += cb)                                              \
+                weight_grad_channels_block(r, planes, gt, sums, b, ci0, ky, kw, cb);         \
+            for (; ci0 < r->c; ci0++) weight_grad_channels_block(r, planes, gt, sums, b, ci0, ky, kw, 1); \
+        }
+    if (r->kw == 3) {
+        BLOCKS(3, 4)
+    } else if (r->kw == 5) {
+        BLOCKS(5, 2)
+    } else {
+        BLOCKS(1, 4)
+    }
+#undef BLOCKS
+}
+
+/* conv_weight_grad with the lanes over output channels (co a multiple of VL; kW 1, 3 or 5): g is
+   transposed per image to (positions, co), and each output position loads one vector of it. */
+static int weight_grad_channels(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c,
+                                long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
+    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, VL, VL);
+    long taps = kh * kw, per_image = co * oh * ow;
+    int failed = 0;
+    memset(gw, 0, co * c * taps * sizeof(REAL));
+    if (gb) memset(gb, 0, co * sizeof(REAL));
+#pragma omp parallel if (n > 1)
+    {
+        REAL *planes = scratch(0, c * r.plane * sizeof(REAL));
+        REAL *gt = scratch(1, per_image * sizeof(REAL));
+        REAL *sums = scratch(2, c * taps * co * sizeof(REAL));
+        REAL *bias_sums = scratch(3, co * sizeof(REAL));
+        if (!planes || !gt || !sums || !bias_sums)
+            failed = 1;
+        else {
+            memset(sums, 0, c * taps * co * sizeof(REAL));
+            memset(bias_sums, 0, co * sizeof(REAL));
+        }
+#pragma omp for schedule(static)
+        for (long i = 0; i < n; i++) {
+            if (failed) continue;
+            pad_planes(&r, c, x + i * c * h * w, NULL, planes, r.plane);
+            const REAL *gi = g + i * per_image, *mi = mask ? mask + i * per_image : NULL;
+            for (long o = 0; o < co; o++) {
+                REAL total = 0;
+                for (long q = 0; q < oh * ow; q++) {
+                    REAL v = (mi && !(mi[o * oh * ow + q] > 0)) ? 0 : gi[o * oh * ow + q];
+                    gt[q * co + o] = v;
+                    total += v;
+                }
+                bias_sums[o] += total;
+            }
+            weight_grad_channels_image(&r, planes, gt, sums);
+        }
+        if (!failed) {
+#pragma omp critical
+            {
+                for (long o = 0; o < co; o++)
+                    for (long k = 0; k < c * taps; k++) gw[o * c * taps + k] += sums[k * co + o];
+                if (gb)
+                    for (long o = 0; o < co; o++) gb[o] += bias_sums[o];
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* gw (co, c, kh, kw) = sum over images and positions of g x the input under each tap, for the
+   stride-1 convolution of x (n, c, h, w) that gave g (n, co, oh, ow); gb (co,) = g's channel
+   sums when given. With a mask (n, co, oh, ow), g counts only where mask > 0 (a fused ReLU).
+   The lanes hold output channels where they come in whole vectors, else positions. */
+int conv_weight_grad(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c, long h,
+                     long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
+    if (co % VL == 0 && (kw == 1 || kw == 3 || kw == 5))
+        return weight_grad_channels(x, g, mask, gw, gb, n, c, h, w, co, kh, kw, top, left, oh, ow);
+    return weight_grad_positions(x, g, mask, gw, gb, n, c, h, w, co, kh, kw, top, left, oh, ow);
 }

@@ -25,7 +25,9 @@ static inline vec load(const REAL *p) {
 
 static inline void store(REAL *p, vec v) { memcpy(p, &v, sizeof v); }
 
-static inline vec broadcast(REAL s) { return (vec){0} + s; }
+/* Every lane s. Written s - 0, which the compiler folds to a plain broadcast; `(vec){0} + s`
+   would add zero first (-0 + 0 is +0, so that add is not a no-op). */
+static inline vec broadcast(REAL s) { return s - (vec){0}; }
 
 static inline REAL sum_lanes(vec v) {
     REAL s = 0;
