@@ -86,6 +86,34 @@ def test_conv_float32_and_a_float64_weight(rng):
     np.testing.assert_allclose(y, exact, rtol=1e-5, atol=1e-4)
 
 
+# Shapes that take each float32 path of the C code: lanes over positions with 6- or 4-channel
+# blocks, lanes over output channels (C_out a multiple of 32 forward, of 16 for the weight
+# gradient), kernels spelled out (3x3, 5x5) or not (7x7, 1x3), rows not a whole number of tiles.
+FLOAT32_CASES = [
+    ((4, 3, 10, 10), (6, 3, 5, 5), 2),
+    ((4, 6, 14, 14), (16, 6, 5, 5), 0),
+    ((3, 8, 9, 9), (32, 8, 3, 3), 1),
+    ((2, 16, 6, 5), (64, 16, 3, 3), 1),
+    ((2, 4, 11, 11), (32, 4, 7, 7), 3),
+    ((2, 5, 7, 12), (16, 5, 1, 3), (0, 1)),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding", FLOAT32_CASES)
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_conv_float32_paths(rng, x_shape, w_shape, padding, activation):
+    """float32 in float32 arithmetic against the float64 NumPy kernels on the same values."""
+    x, weight = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)
+    bias = rng.standard_normal(w_shape[0]).astype(np.float32)
+    ours = conv_and_grads(x, weight, bias, padding, activation)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINICNN_NATIVE", "0")
+        exact = conv_and_grads(*(a.astype(np.float64) for a in (x, weight, bias)), padding, activation)
+    for name, got, want in zip(("y", "gx", "gw", "gb"), ours, exact):
+        assert got.dtype == np.float32, name
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=name)
+
+
 def test_strided_dilated_and_grouped_layers_keep_to_im2col():
     plain = dict(n=2, c=4, h=9, w=9, kh=3, kw=3, dh=1, dw=1, pads=(1, 1, 1, 1), oh=9, ow=9)
     assert cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, np.float32)
@@ -132,6 +160,35 @@ def test_max_pool_matches_numpy_kernels(monkeypatch, rng, dtype, shape, kernel, 
     reference = pool_and_grad()
     np.testing.assert_array_equal(ours[0], reference[0])  # the same cell wins: exact
     np.testing.assert_array_equal(ours[1], reference[1])
+
+
+def norm_and_grads(x, training, affine, dtype):
+    """(y, running mean, running var, gx, gw, gb) of batch_norm under a fixed output gradient."""
+    channels = x.shape[1]
+    running_mean, running_var = np.full(channels, 0.5), np.full(channels, 2.0)
+    weight = Tensor(np.linspace(0.5, 2, channels).astype(dtype), requires_grad=True) if affine else None
+    bias = Tensor(np.linspace(-1, 1, channels).astype(dtype), requires_grad=True) if affine else None
+    xt = Tensor(x, requires_grad=True)
+    y = F.batch_norm(xt, running_mean, running_var, weight, bias, training=training)
+    (y * Tensor(np.random.default_rng(2).standard_normal(y.shape).astype(dtype))).sum().backward()
+    grads = (xt.grad.data,) + ((weight.grad.data, bias.grad.data) if affine else (None, None))
+    return (y.data, running_mean, running_var) + grads
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 5, 7, 5), (2, 3, 4, 6, 5), (3, 16, 32, 32)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_matches_numpy_kernels(monkeypatch, rng, dtype, shape, training, affine):
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    ours = norm_and_grads(x, training, affine, dtype)
+    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    reference = norm_and_grads(x, training, affine, dtype)
+    tolerance = 1e-10 if dtype == np.float64 else 2e-4
+    for name, got, want in zip(("y", "running_mean", "running_var", "gx", "gw", "gb"), ours, reference):
+        if want is None:
+            continue
+        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * max(1.0, np.abs(want).max()),
+                                   err_msg=name)
 
 
 def test_builds_once_into_the_cache(rebuild):
