@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from minicnn.autograd import Function, Tensor
 from minicnn.backend import get_array_module
+from minicnn.kernels import kernels_for
 
 
 class ReLU(Function):
-    """max(x, 0): AlexNet's activation, whose gradient does not vanish for positive inputs."""
+    """max(x, 0): AlexNet's activation, whose gradient does not vanish for positive inputs.
+    The gradient is g where y > 0, else 0 (even where g is inf or NaN, as in PyTorch)."""
 
     def forward(self, x):
-        y = get_array_module(x).maximum(x, 0)
+        kernels = kernels_for(x)
+        y = kernels.relu(x) if kernels.has_c_kernels(x.dtype) else get_array_module(x).maximum(x, 0)
         self.save_for_backward(y)
         return y
 
     def backward(self, g):
         (y,) = self.saved
-        return g * (y > 0)
+        kernels = kernels_for(g)
+        if kernels.has_c_kernels(g.dtype):
+            return kernels.relu_backward(g, y)
+        return get_array_module(g).where(y > 0, g, 0)
 
 
 class Sigmoid(Function):

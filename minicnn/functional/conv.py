@@ -50,7 +50,7 @@ class Conv2d(Function):
         oh = conv_output_size(x.shape[2], kh, self.stride[0], self.pads[0] + self.pads[1], self.dilation[0])
         ow = conv_output_size(x.shape[3], kw, self.stride[1], self.pads[2] + self.pads[3], self.dilation[1])
         window = self.window = Window.over(x.shape, (kh, kw), self.stride, self.dilation, self.pads, (oh, ow))
-        self.direct = kernels.uses_direct_conv(window, self.groups, x.dtype)
+        self.direct = kernels.uses_direct_conv(window, self.groups, out_channels, x.dtype)
         if self.direct:
             y = kernels.direct_conv2d(x, weight, bias, window, self.groups, self.activation)
         else:

@@ -5,7 +5,8 @@ each taking a `Window` (minicnn.kernels.window) for its geometry:
 
   empty(shape, dtype)                          an output buffer for kernels to fill (NaN when poisoned)
   conv_chunk_size(window, itemsize)            how many images a convolution takes at a time
-  uses_direct_conv(window, groups, dtype)      whether direct_conv2d serves this layer better
+  uses_direct_conv(window, groups, out_channels, dtype)
+                                               whether direct_conv2d serves this layer better
   direct_conv2d(x, weight, bias, window, groups, activation) -> y
   DIRECT_BACKWARD                              whether direct_conv2d has its own backward:
   direct_conv2d_backward(g, x, weight, y, window, activation, needs_input_grad) -> (gx, gw, gb)
@@ -14,8 +15,10 @@ each taking a `Window` (minicnn.kernels.window) for its geometry:
   col2im(cols, window, out=None) -> dx         its adjoint
   conv_epilogue(cm, shape, bias, activation, out=None)
                                                (C_out, N*oH*oW) -> (N, C_out, oH, oW) + bias, activation
-  has_batch_norm(dtype)                        whether the batch_norm_* kernels serve this dtype:
-  batch_norm_stats(x) -> (mean, var)           (cpu; elsewhere functional.norm's array expressions)
+  has_c_kernels(dtype)                         whether the kernels below serve this dtype
+                                               (cpu; elsewhere functional's array expressions):
+  relu(x) -> y                                 relu_backward(g, y) -> gx
+  batch_norm_stats(x) -> (mean, var)
   batch_norm_forward(x, mean, inv_std, weight, bias) -> (x_hat, y)
   batch_norm_backward(g, x_hat, scale, training, needs_input_grad) -> (gx, g_sum, g_dot)
   max_pool(x, window) -> (y, argmax)           max_pool_backward(g, argmax, window) -> dx

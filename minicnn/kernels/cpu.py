@@ -100,12 +100,14 @@ def empty(shape: tuple, dtype):
 DIRECT_BACKWARD = True
 
 
-def uses_direct_conv(window: Window, groups: int, dtype) -> bool:
+def uses_direct_conv(window: Window, groups: int, out_channels: int, dtype) -> bool:
     """Where the C kernels are built: every stride-1, undilated, ungrouped float32/float64 layer
-    (all of LeNet's and ResNet's 3x3 layers). Strided, dilated and grouped layers take im2col and
-    BLAS."""
-    plain = groups == 1 and window.stride == (1, 1) and window.dilation == (1, 1)
-    return plain and native.library(dtype) is not None
+    (all of LeNet's and ResNet's 3x3 layers), and strided ones whose output channels fill the C
+    code's vectors (ResNet's downsampling layers). Other strided, dilated and grouped layers take
+    im2col and BLAS."""
+    if groups != 1 or window.dilation != (1, 1) or native.library(dtype) is None:
+        return False
+    return window.stride == (1, 1) or native.takes_stride(out_channels, window.kw, dtype)
 
 
 def direct_conv2d(x, weight, bias, window: Window, groups: int, activation: str | None):
@@ -132,9 +134,20 @@ def direct_conv2d_backward(g, x, weight, y, window: Window, activation: str | No
     return gx, gw, gb
 
 
-def has_batch_norm(dtype) -> bool:
-    """Whether batch_norm_* below serve this dtype: where the C kernels are built."""
+def has_c_kernels(dtype) -> bool:
+    """Whether batch_norm_* and relu_* below serve this dtype: where the C kernels are built."""
     return native.library(dtype) is not None
+
+
+def relu(x):
+    """max(x, 0) (NaN kept), one pass."""
+    return native.relu_forward(np.ascontiguousarray(x))
+
+
+def relu_backward(g, y):
+    """g where y > 0, else 0, one pass."""
+    g, y = _contiguous_as(y.dtype, g, y)
+    return native.relu_backward(g, y)
 
 
 def batch_norm_stats(x):

@@ -118,8 +118,8 @@ def conv_chunk_size(window: Window, itemsize: int) -> int:
     return window.n
 
 
-def has_batch_norm(dtype) -> bool:
-    """No batch-norm kernels here: functional.norm's CuPy expressions serve the GPU."""
+def has_c_kernels(dtype) -> bool:
+    """No batch-norm or ReLU kernels here: functional's CuPy expressions serve the GPU."""
     return False
 
 
@@ -127,8 +127,9 @@ def has_batch_norm(dtype) -> bool:
 DIRECT_BACKWARD = False
 
 
-def uses_direct_conv(window: Window, groups: int, dtype) -> bool:
-    """Whether `direct_conv2d` serves this layer better than im2col + cuBLAS (in any dtype)."""
+def uses_direct_conv(window: Window, groups: int, out_channels: int, dtype) -> bool:
+    """Whether `direct_conv2d` serves this layer better than im2col + cuBLAS: few products per
+    output (any number of output channels, any dtype)."""
     return window.c // groups * window.kh * window.kw <= DIRECT_CONV_MAX_TAPS
 
 

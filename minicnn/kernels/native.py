@@ -1,7 +1,7 @@
 """Our own C kernels for the CPU (c/*.c): built by the machine's C compiler, loaded with ctypes.
 
 The CPU's counterpart of the CUDA kernels: the direct stride-1 convolution (forward, input and
-weight gradients), max pooling and batch normalisation, vectorized with GCC/Clang vector extensions and threaded with
+weight gradients), max pooling, batch normalisation and ReLU, vectorized with GCC/Clang vector extensions and threaded with
 OpenMP. The sources are compiled once per machine, for float and for double, with -march=native,
 into a cache folder ($MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else ~/.cache/minicnn)
 under a key made of the sources, the compiler's version, the flags and the CPU's feature list.
@@ -37,7 +37,7 @@ import threadpoolctl
 from minicnn.kernels.window import Window
 
 SOURCE_DIR = Path(__file__).with_name("c")
-SOURCES = ("conv.c", "pool.c", "norm.c")
+SOURCES = ("conv.c", "pool.c", "norm.c", "activation.c")
 REALS = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # Tried in order: the first set that builds is kept (a compiler without OpenMP gets one thread).
 FLAG_SETS = (
@@ -47,14 +47,16 @@ FLAG_SETS = (
 
 _pointer, _long, _int = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
 SIGNATURES = {
-    "conv_forward": [_pointer] * 5 + [_long] * 11 + [_int],
-    "conv_weight_grad": [_pointer] * 5 + [_long] * 11,
+    "conv_forward": [_pointer] * 5 + [_long] * 13 + [_int],
+    "conv_weight_grad": [_pointer] * 5 + [_long] * 13,
     "max_pool": [_pointer] * 3 + [_long] * 11,
     "max_pool_backward": [_pointer] * 3 + [_long] * 10,
     "batch_norm_stats": [_pointer] * 3 + [_long] * 3,
     "batch_norm_forward": [_pointer] * 7 + [_long] * 3,
     "batch_norm_sums": [_pointer] * 4 + [_long] * 3,
     "batch_norm_input_grad": [_pointer] * 6 + [_long] * 3,
+    "relu_forward": [_pointer] * 2 + [_long],
+    "relu_backward": [_pointer] * 3 + [_long],
 }
 
 
@@ -153,21 +155,34 @@ def _address(array):
     return None if array is None else array.ctypes.data
 
 
+VECTOR_BYTES = 64  # c/vector.h's vector: 16 float32 or 8 float64 lanes
+UNSUPPORTED = -2
+
+
+def takes_stride(out_channels: int, kernel_width: int, dtype) -> bool:
+    """Whether the C convolution takes a stride other than 1: where its lanes hold output channels
+    in both passes (C_out a multiple of two vectors, kernel width 1, 3 or 5)."""
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    return out_channels % (2 * lanes) == 0 and kernel_width in (1, 3, 5)
+
+
 def _check(status: int, name: str) -> None:
+    if status == UNSUPPORTED:
+        raise ValueError(f"minicnn: the C kernel {name} does not take this stride (see native.takes_stride)")
     if status != 0:
         raise MemoryError(f"minicnn: the C kernel {name} ran out of memory")
 
 
 def conv_forward(x, weight, bias, window: Window, relu: bool, mask=None):
     """y (N, C_out, oH, oW) = x (N, C_in, H, W) cross-correlated with weight (C_out, C_in, kH, kW),
-    stride 1, plus bias (C_out,) when given, then ReLU when `relu`. With `mask` (shaped like x),
-    x counts only where mask > 0."""
+    with the window's stride (1, or see takes_stride), plus bias (C_out,) when given, then ReLU
+    when `relu`. With `mask` (shaped like x), x counts only where mask > 0."""
     out_channels = weight.shape[0]
     y = np.empty((window.n, out_channels, window.oh, window.ow), dtype=x.dtype)
     status = library(x.dtype).conv_forward(
         _address(x), _address(weight), _address(bias), _address(mask), _address(y),
         window.n, window.c, window.h, window.w, out_channels, window.kh, window.kw, window.pads[0], window.pads[2],
-        window.oh, window.ow, int(relu))
+        window.oh, window.ow, window.sh, window.sw, int(relu))
     _check(status, "conv_forward")
     return y
 
@@ -175,25 +190,31 @@ def conv_forward(x, weight, bias, window: Window, relu: bool, mask=None):
 def conv_input_grad(g, weight, window: Window, mask=None):
     """gx (N, C_in, H, W) for g (N, C_out, oH, oW): the stride-1 convolution of g with the filters
     turned around (flipped, C_in and C_out swapped), padded by kernel - 1 - pad; g counts only where
-    mask > 0 when given."""
+    mask > 0 when given. A strided layer's g is first spread out with stride - 1 zeros between
+    its values (the positions the windows skipped), which makes its input gradient a stride-1 one."""
     flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    top, bottom, left, right = window.pads
-    turned = Window.over(g.shape, window.kernel, (1, 1), (1, 1),
-                         (window.kh - 1 - top, window.kh - 1 - bottom, window.kw - 1 - left, window.kw - 1 - right),
-                         (window.h, window.w))
+    if window.stride != (1, 1):
+        if mask is not None:
+            g, mask = g * (mask > 0), None
+        spread = np.zeros(g.shape[:2] + ((window.oh - 1) * window.sh + 1, (window.ow - 1) * window.sw + 1), g.dtype)
+        spread[:, :, :: window.sh, :: window.sw] = g
+        g = spread
+    top, left = window.kh - 1 - window.pads[0], window.kw - 1 - window.pads[2]
+    bottom, right = window.h + window.kh - 1 - g.shape[2] - top, window.w + window.kw - 1 - g.shape[3] - left
+    turned = Window.over(g.shape, window.kernel, (1, 1), (1, 1), (top, bottom, left, right), (window.h, window.w))
     return conv_forward(g, flipped, None, turned, relu=False, mask=mask)
 
 
 def conv_weight_grad(x, g, window: Window, with_bias: bool, mask=None):
-    """(gw (C_out, C_in, kH, kW), gb (C_out,) or None) for the stride-1 convolution of x that gave
-    g (N, C_out, oH, oW); g counts only where mask > 0 when given."""
+    """(gw (C_out, C_in, kH, kW), gb (C_out,) or None) for the convolution of x over `window` that
+    gave g (N, C_out, oH, oW); g counts only where mask > 0 when given."""
     out_channels = g.shape[1]
     gw = np.empty((out_channels, window.c, window.kh, window.kw), dtype=x.dtype)
     gb = np.empty(out_channels, dtype=x.dtype) if with_bias else None
     status = library(x.dtype).conv_weight_grad(
         _address(x), _address(g), _address(mask), _address(gw), _address(gb),
         window.n, window.c, window.h, window.w, out_channels, window.kh, window.kw, window.pads[0], window.pads[2],
-        window.oh, window.ow)
+        window.oh, window.ow, window.sh, window.sw)
     _check(status, "conv_weight_grad")
     return gw, gb
 
@@ -260,4 +281,18 @@ def batch_norm_input_grad(g, x_hat, scale, sums=None):
     _check(library(g.dtype).batch_norm_input_grad(
         _address(g), _address(x_hat), _address(scale), _address(g_sum), _address(g_dot), _address(gx), *_rows(g)),
         "batch_norm_input_grad")
+    return gx
+
+
+def relu_forward(x):
+    """max(x, 0), NaN kept."""
+    y = np.empty_like(x)
+    _check(library(x.dtype).relu_forward(_address(x), _address(y), x.size), "relu_forward")
+    return y
+
+
+def relu_backward(g, y):
+    """g where y > 0, else 0."""
+    gx = np.empty_like(g)
+    _check(library(g.dtype).relu_backward(_address(g), _address(y), _address(gx), g.size), "relu_backward")
     return gx

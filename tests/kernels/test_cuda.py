@@ -41,11 +41,11 @@ def test_direct_convolution_is_chosen_for_few_input_channels_only():
         return Window(n=8, c=channels, h=28, w=28, kh=kernel, kw=kernel, sh=1, sw=1, dh=1, dw=1,
                       pads=(0, 0, 0, 0), oh=24, ow=24)
 
-    assert cuda.uses_direct_conv(window(1, 5), groups=1, dtype=np.float32)  # LeNet C1
-    assert cuda.uses_direct_conv(window(3, 3), groups=1, dtype=np.float32)  # an RGB 3x3 stem
-    assert cuda.uses_direct_conv(window(32, 3), groups=32, dtype=np.float32)  # depthwise
-    assert not cuda.uses_direct_conv(window(6, 5), groups=1, dtype=np.float32)  # LeNet C3
-    assert not cuda.uses_direct_conv(window(3, 7), groups=1, dtype=np.float32)  # ResNet's 7x7 stem
+    assert cuda.uses_direct_conv(window(1, 5), groups=1, out_channels=8, dtype=np.float32)  # LeNet C1
+    assert cuda.uses_direct_conv(window(3, 3), groups=1, out_channels=8, dtype=np.float32)  # an RGB 3x3 stem
+    assert cuda.uses_direct_conv(window(32, 3), groups=32, out_channels=32, dtype=np.float32)  # depthwise
+    assert not cuda.uses_direct_conv(window(6, 5), groups=1, out_channels=8, dtype=np.float32)  # LeNet C3
+    assert not cuda.uses_direct_conv(window(3, 7), groups=1, out_channels=8, dtype=np.float32)  # ResNet's 7x7 stem
 
 
 def test_poison_outputs_is_scoped_and_nests():

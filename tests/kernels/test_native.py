@@ -63,10 +63,10 @@ def test_conv_matches_numpy_kernels(monkeypatch, rng, x_shape, w_shape, padding,
     x, weight = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     bias = rng.standard_normal(w_shape[0]) if with_bias else None
     window = cpu.Window.over(x_shape, w_shape[2:], (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
-    assert cpu.uses_direct_conv(window, 1, np.float64)
+    assert cpu.uses_direct_conv(window, 1, w_shape[0], np.float64)
     ours = conv_and_grads(x, weight, bias, padding, activation)
     monkeypatch.setenv("MINICNN_NATIVE", "0")
-    assert not cpu.uses_direct_conv(window, 1, np.float64)
+    assert not cpu.uses_direct_conv(window, 1, w_shape[0], np.float64)
     reference = conv_and_grads(x, weight, bias, padding, activation)
     for name, got, want in zip(("y", "gx", "gw", "gb"), ours, reference):
         if want is None:
@@ -114,13 +114,43 @@ def test_conv_float32_paths(rng, x_shape, w_shape, padding, activation):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=name)
 
 
-def test_strided_dilated_and_grouped_layers_keep_to_im2col():
+def test_which_layers_take_the_c_convolution():
     plain = dict(n=2, c=4, h=9, w=9, kh=3, kw=3, dh=1, dw=1, pads=(1, 1, 1, 1), oh=9, ow=9)
-    assert cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, np.float32)
-    assert not cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **plain), 1, np.float32)
-    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 2, np.float32)
-    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **{**plain, "dh": 2}), 1, np.float32)
-    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, np.int64)
+    assert cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, 6, np.float32)
+    assert cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **plain), 1, 32, np.float32)  # ResNet's downsampling
+    assert cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **plain), 1, 16, np.float64)
+    assert not cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **plain), 1, 16, np.float32)  # one vector only
+    assert not cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **{**plain, "kw": 7}), 1, 32, np.float32)
+    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 2, 6, np.float32)
+    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **{**plain, "dh": 2}), 1, 6, np.float32)
+    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, 6, np.int64)
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding", [
+    ((3, 16, 32, 32), (32, 16, 3, 3), 2, 1),  # ResNet-20's downsampling layers
+    ((2, 8, 9, 7), (64, 8, 3, 3), 2, 1),  # odd sizes: the last input row and column are never read
+    ((2, 4, 11, 10), (32, 4, 5, 5), (3, 2), 2),
+    ((2, 6, 8, 8), (32, 6, 1, 1), 2, 0),  # a projection shortcut
+])
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_strided_conv_matches_numpy_kernels(monkeypatch, rng, dtype_name, x_shape, w_shape, stride, padding,
+                                            activation):
+    x, weight = rng.standard_normal(x_shape).astype(dtype_name), rng.standard_normal(w_shape).astype(dtype_name)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype_name)
+
+    def run():
+        xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, weight, bias))
+        y = F.conv2d(xt, wt, bt, stride=stride, padding=padding, activation=activation)
+        (y * Tensor(np.random.default_rng(1).standard_normal(y.shape).astype(dtype_name))).sum().backward()
+        return y.data, xt.grad.data, wt.grad.data, bt.grad.data
+
+    ours = run()
+    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    reference = run()
+    tolerance = 1e-12 if dtype_name == "float64" else 1e-4
+    for name, got, want in zip(("y", "gx", "gw", "gb"), ours, reference):
+        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * np.abs(want).max(), err_msg=name)
 
 
 def test_only_bias_gradient(rng):
@@ -189,6 +219,27 @@ def test_batch_norm_matches_numpy_kernels(monkeypatch, rng, dtype, shape, traini
             continue
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * max(1.0, np.abs(want).max()),
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("size", [5, 16 * 16384 * 4 + 3])  # under one vector; over four blocks (threads)
+def test_relu_matches_numpy_kernels(monkeypatch, rng, dtype, size):
+    x = rng.standard_normal(size).astype(dtype)
+    x[:4] = [np.nan, -0.0, np.inf, -np.inf]
+    g = rng.standard_normal(size).astype(dtype)
+    g[4] = np.nan  # where y = 0 the gradient is 0 even so
+
+    def run():
+        xt = Tensor(x, requires_grad=True)
+        y = F.relu(xt)
+        y.backward(Tensor(g))
+        return y.data, xt.grad.data
+
+    ours = run()
+    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    reference = run()
+    np.testing.assert_array_equal(ours[0], reference[0])
+    np.testing.assert_array_equal(ours[1], reference[1])
+    assert ours[1][4] == 0 or x[4] > 0
 
 
 def test_builds_once_into_the_cache(rebuild):

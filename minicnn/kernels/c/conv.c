@@ -13,8 +13,14 @@
    multiply-adds and nothing is stored until the strip is done. The weight gradient keeps
    GRAD_CB output channels x TB taps in registers and walks the positions.
 
+   Lanes over channels. Where the output channels fill whole vectors, the lanes hold channels
+   instead: each tap loads the weights of a vector of channels and multiplies them by a tile of
+   input values, nothing is thrown away, and a stride is only a step in the input: the strided
+   layers of ResNet take this way.
+
    Threads: OpenMP splits the batch; the weight gradient gives each thread its own sums and adds
-   them up at the end. Every function returns 0, or -1 when memory ran out. */
+   them up at the end. Every function returns 0, -1 when memory ran out, or UNSUPPORTED for a
+   stride where the lanes hold positions (the caller checks first). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -28,23 +34,28 @@
 #define TB 4     /* kernel taps per register block of the weight gradient */
 #define GRAD_CB 4 /* output channels per register block of the weight gradient */
 #define TILE 8    /* output columns per register block when the lanes hold channels */
+#define UNSUPPORTED (-2)
 
 /* The geometry of one call. Input (n, c, h, w), filters (co, c, kh, kw), output (n, co, oh, ow);
-   top/left zeros before the first input row/column; cb output channels per register block. */
+   top/left zeros before the first input row/column; stride (sh, sw), 1 except where the lanes
+   hold channels; cb output channels per register block. */
 typedef struct {
-    long n, c, h, w, co, kh, kw, top, left, oh, ow, cb;
-    long wp;     /* padded row width, oW + kW - 1 */
+    long n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb;
+    long wp;     /* padded row width, (oW - 1) * sw + kW */
+    long rows;   /* padded rows, (oH - 1) * sh + kH */
     long length; /* full-row positions per image, oH * wp rounded up to a whole strip */
-    long plane;  /* one padded input plane, with room for the last strip's furthest tap */
+    long plane;  /* one padded input plane, with room for the furthest read of the last strip or tile */
     long blocks; /* output channel blocks, co / cb rounded up */
 } Rows;
 
 static Rows rows_of(long n, long c, long h, long w, long co, long kh, long kw, long top, long left, long oh,
-                    long ow, long cb, long strip) {
-    Rows r = {n, c, h, w, co, kh, kw, top, left, oh, ow, cb, 0, 0, 0, 0};
-    r.wp = ow + kw - 1;
+                    long ow, long sh, long sw, long cb, long strip) {
+    Rows r = {n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb, 0, 0, 0, 0, 0};
+    r.wp = (ow - 1) * sw + kw;
+    r.rows = (oh - 1) * sh + kh;
     r.length = round_up(oh * r.wp, strip);
-    r.plane = round_up(r.length + (kh - 1) * r.wp + kw - 1 + TILE, VL);
+    long furthest = r.length + (kh - 1) * r.wp > r.rows * r.wp ? r.length + (kh - 1) * r.wp : r.rows * r.wp;
+    r.plane = round_up(furthest + kw + TILE * sw, VL);
     r.blocks = (co + cb - 1) / cb;
     return r;
 }
@@ -53,7 +64,7 @@ static Rows rows_of(long n, long c, long h, long w, long co, long kh, long kw, l
    zero outside the input. With a mask (same shape as src), an element is copied only where
    mask > 0: ReLU's backward. */
 static void pad_planes(const Rows *r, long channels, const REAL *src, const REAL *mask, REAL *dst, long stride) {
-    long rows = r->oh + r->kh - 1;
+    long rows = r->rows;
     for (long ch = 0; ch < channels; ch++) {
         memset(dst + ch * stride, 0, r->plane * sizeof(REAL));
         for (long y = 0; y < r->h; y++) {
@@ -149,13 +160,13 @@ static inline __attribute__((always_inline)) void correlate_channels_block(const
         for (int v = 0; v < cv; v++) acc[t][v] = broadcast(0);
     for (long ci = 0; ci < r->c; ci++)
         for (long ky = 0; ky < kh; ky++) {
-            const REAL *x = planes + ci * r->plane + (oy + ky) * r->wp + ox0;
+            const REAL *x = planes + ci * r->plane + (oy * r->sh + ky) * r->wp + ox0 * r->sw;
             const REAL *wt = packed + (ci * taps + ky * kw) * cv * VL;
             for (long kx = 0; kx < kw; kx++) {
                 vec wv[2];
                 for (int v = 0; v < cv; v++) wv[v] = load(wt + (kx * cv + v) * VL);
                 for (int t = 0; t < TILE; t++) {
-                    vec xv = broadcast(x[kx + t]);
+                    vec xv = broadcast(x[kx + t * r->sw]);
                     for (int v = 0; v < cv; v++) acc[t][v] += xv * wv[v];
                 }
             }
@@ -199,10 +210,13 @@ static long forward_block(long co) {
    plus bias (co,) when given, then ReLU when relu != 0. With a mask (n, c, h, w), x counts only
    where mask > 0 (the input gradient passes the forward output of a fused ReLU here). */
 int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL *mask, REAL *y, long n, long c,
-                 long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow, int relu) {
+                 long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow, long sh, long sw,
+                 int relu) {
     long cb = forward_block(co);
     int lanes_hold_channels = cb % VL == 0;
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, cb, lanes_hold_channels ? VL : strip_vectors(cb) * VL);
+    if (!lanes_hold_channels && (sh != 1 || sw != 1)) return UNSUPPORTED;
+    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb,
+                     lanes_hold_channels ? VL : strip_vectors(cb) * VL);
     REAL *packed = pack_filters(&r, weight);
     int failed = packed == NULL;
 #pragma omp parallel if (n > 1)
@@ -311,7 +325,7 @@ static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL
    its own positions, so no product crosses from one image into the next. */
 static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c,
                                  long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, GRAD_CB, VL);
+    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, 1, 1, GRAD_CB, VL);
     long taps = kh * kw, per_image = co * oh * ow, channels = c + r.blocks * GRAD_CB;
     long group = GROUP_BYTES / (channels * r.plane * (long)sizeof(REAL));
     long threads = omp_get_max_threads();
@@ -374,7 +388,7 @@ static inline __attribute__((always_inline)) void weight_grad_channels_block(con
     for (long oy = 0; oy < r->oh; oy++)
         for (long ox = 0; ox < r->ow; ox++) {
             vec gv = load(gt + (oy * r->ow + ox) * r->co + b * VL);
-            const REAL *xr = planes + ci0 * r->plane + (oy + ky) * r->wp + ox;
+            const REAL *xr = planes + ci0 * r->plane + (oy * r->sh + ky) * r->wp + ox * r->sw;
             for (int j = 0; j < cb; j++)
                 for (int t = 0; t < kw; t++) acc[j][t] += broadcast(xr[j * r->plane + t]) * gv;
         }
@@ -407,8 +421,9 @@ static void weight_grad_channels_image(const Rows *r, const REAL *planes, const 
 /* conv_weight_grad with the lanes over output channels (co a multiple of VL; kW 1, 3 or 5): g is
    transposed per image to (positions, co), and each output position loads one vector of it. */
 static int weight_grad_channels(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c,
-                                long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, VL, VL);
+                                long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow,
+                                long sh, long sw) {
+    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, VL, VL);
     long taps = kh * kw, per_image = co * oh * ow;
     int failed = 0;
     memset(gw, 0, co * c * taps * sizeof(REAL));
@@ -459,8 +474,9 @@ static int weight_grad_channels(const REAL *x, const REAL *g, const REAL *mask, 
    sums when given. With a mask (n, co, oh, ow), g counts only where mask > 0 (a fused ReLU).
    The lanes hold output channels where they come in whole vectors, else positions. */
 int conv_weight_grad(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c, long h,
-                     long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
+                     long w, long co, long kh, long kw, long top, long left, long oh, long ow, long sh, long sw) {
     if (co % VL == 0 && (kw == 1 || kw == 3 || kw == 5))
-        return weight_grad_channels(x, g, mask, gw, gb, n, c, h, w, co, kh, kw, top, left, oh, ow);
+        return weight_grad_channels(x, g, mask, gw, gb, n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw);
+    if (sh != 1 || sw != 1) return UNSUPPORTED;
     return weight_grad_positions(x, g, mask, gw, gb, n, c, h, w, co, kh, kw, top, left, oh, ow);
 }

@@ -1,0 +1,34 @@
+/* ReLU on the CPU, forward and backward, one pass each, a vector at a time.
+
+   Lane-wise masks instead of a branch on each sign; NaN passes forward (NaN < 0 is false, as
+   NumPy's maximum keeps it), and the gradient is g where y > 0, else 0 (PyTorch's rule). OpenMP
+   splits arrays above a few blocks into contiguous blocks. Every function returns 0. */
+#include "threads.h"
+#include "vector.h"
+
+#define BLOCK 16384 /* elements per piece of work */
+
+/* y = max(x, 0), element-wise over count values. */
+int relu_forward(const REAL *x, REAL *y, long count) {
+#pragma omp parallel for schedule(static) if (count > 4 * BLOCK)
+    for (long start = 0; start < count; start += BLOCK) {
+        long stop = start + BLOCK < count ? start + BLOCK : count, i = start;
+        for (; i + VL <= stop; i += VL) {
+            vec v = load(x + i);
+            store(y + i, blend(v < 0, broadcast(0), v));
+        }
+        for (; i < stop; i++) y[i] = x[i] < 0 ? 0 : x[i];
+    }
+    return 0;
+}
+
+/* gx = g where y > 0, else 0, over count values (y: the forward output). */
+int relu_backward(const REAL *g, const REAL *y, REAL *gx, long count) {
+#pragma omp parallel for schedule(static) if (count > 4 * BLOCK)
+    for (long start = 0; start < count; start += BLOCK) {
+        long stop = start + BLOCK < count ? start + BLOCK : count, i = start;
+        for (; i + VL <= stop; i += VL) store(gx + i, blend(load(y + i) > 0, load(g + i), broadcast(0)));
+        for (; i < stop; i++) gx[i] = y[i] > 0 ? g[i] : 0;
+    }
+    return 0;
+}
