@@ -29,7 +29,7 @@
 
 #include "vector.h"
 
-#define MAX_CB 6 /* most output channels per register block */
+#define MAX_CB 8 /* most output channels per register block */
 #define MAX_SV 4 /* most vectors of positions per strip */
 #define TB 4     /* kernel taps per register block of the weight gradient */
 #define GRAD_CB 4 /* output channels per register block of the weight gradient */
@@ -124,10 +124,10 @@ static inline __attribute__((always_inline)) void correlate_block(const Rows *r,
     }
 }
 
-/* Two blockings: 6 channels x 2 vectors where the channels come in sixes (LeNet's 6), else 4
-   channels x 4 vectors; each with 3x3 and 5x5 kernels spelled out. */
-static long block_channels(long co) { return co % 6 == 0 && co % 4 != 0 ? 6 : 4; }
-static long strip_vectors(long cb) { return cb == 6 ? 2 : 4; }
+/* Three blockings, each with 3x3 and 5x5 kernels spelled out: 6 channels x 2 vectors where the
+   channels come in sixes (LeNet's 6), 8 x 2 where they come in eights, else 4 x 4. */
+static long block_channels(long co) { return co % 6 == 0 && co % 4 != 0 ? 6 : co % 8 == 0 ? 8 : 4; }
+static long strip_vectors(long cb) { return cb == 4 ? 4 : 2; }
 
 static void correlate(const Rows *r, const REAL *planes, const REAL *packed, REAL *out) {
 #define CORRELATE(cb, sv)                                                               \
@@ -137,7 +137,9 @@ static void correlate(const Rows *r, const REAL *planes, const REAL *packed, REA
         correlate_block(r, planes, packed, out, 5, 5, cb, sv);                          \
     else                                                                                \
         correlate_block(r, planes, packed, out, r->kh, r->kw, cb, sv);
-    if (r->cb == 6) {
+    if (r->cb == 8) {
+        CORRELATE(8, 2)
+    } else if (r->cb == 6) {
         CORRELATE(6, 2)
     } else {
         CORRELATE(4, 4)

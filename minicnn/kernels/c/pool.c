@@ -10,61 +10,60 @@
 #include "scratch.h"
 #include "vector.h"
 
-/* One plane (h, w) split by column phase: split[(ph * h + iy) * cols + k] = plane[iy][k*sw + ph - left],
-   -inf outside the input. Window column ox, kernel column b then reads phase b % sw at k = ox + b / sw,
-   so VL neighbouring windows read VL contiguous cells. */
-static void split_columns(const REAL *plane, REAL *split, long h, long w, long sw, long left, long cols) {
-    for (long ph = 0; ph < sw; ph++) {
-        long first = left - ph > 0 ? (left - ph + sw - 1) / sw : 0; /* the k range whose column is inside */
-        long last = w - 1 + left - ph < 0 ? 0 : (w - 1 + left - ph) / sw + 1;
-        if (last > cols) last = cols;
-        if (first > last) first = last;
-        for (long iy = 0; iy < h; iy++) {
-            REAL *d = split + (ph * h + iy) * cols;
-            const REAL *row = plane + iy * w + ph - left;
-            for (long k = 0; k < first; k++) d[k] = -INFINITY;
-            for (long k = first; k < last; k++) d[k] = row[k * sw];
-            for (long k = last; k < cols; k++) d[k] = -INFINITY;
+/* slabs (kh*kw, stride): for each kernel offset (a, b), the cell it reads in every window of one
+   plane, window (oy, ox) at oy*ow + ox; -inf outside the input. */
+static void gather_offsets(const REAL *plane, REAL *slabs, long stride, long h, long w, long kh, long kw, long sh,
+                           long sw, long top, long left, long oh, long ow) {
+    for (long a = 0; a < kh; a++)
+        for (long b = 0; b < kw; b++) {
+            REAL *slab = slabs + (a * kw + b) * stride;
+            for (long oy = 0; oy < oh; oy++) {
+                long iy = oy * sh - top + a;
+                REAL *d = slab + oy * ow;
+                if (iy < 0 || iy >= h) {
+                    for (long ox = 0; ox < ow; ox++) d[ox] = -INFINITY;
+                    continue;
+                }
+                const REAL *row = plane + iy * w + b - left;
+                for (long ox = 0; ox < ow; ox++) {
+                    long ix = ox * sw + b - left;
+                    d[ox] = (ix >= 0 && ix < w) ? row[ox * sw] : -INFINITY;
+                }
+            }
         }
-    }
 }
 
-/* x (planes, h, w) -> y, argmax (planes, oh, ow). VL windows of one output row at a time, one per
-   vector lane: each kernel offset loads its VL cells from the column-split plane, and each lane
-   takes the cell where it beats the lane's best so far, with lane-wise masks rather than branches
-   (which cell wins depends on the data, and mispredicted branches cost more than the work). */
+/* x (planes, h, w) -> y, argmax (planes, oh, ow). Per plane, each kernel offset's cells are
+   gathered into a slab laid out like the output; then VL windows at a time, one per vector lane,
+   take each slab's cell where it beats the lane's best so far, with lane-wise masks rather than
+   branches (which cell wins depends on the data; mispredicted branches cost more than the work).
+   The windows of a plane run on across its rows, so small outputs (5x5) fill the lanes too. */
 int max_pool(const REAL *x, REAL *y, unsigned char *argmax, long planes, long h, long w, long kh, long kw, long sh,
              long sw, long top, long left, long oh, long ow) {
-    long cols = round_up(ow, VL) + (kw - 1) / sw + 1;
+    long windows = oh * ow, stride = round_up(windows, VL);
     int failed = 0;
 #pragma omp parallel if (planes > 1)
     {
-        REAL *split = scratch(0, sw * h * cols * sizeof(REAL));
-        if (!split) failed = 1;
+        REAL *slabs = scratch(0, kh * kw * stride * sizeof(REAL));
+        if (!slabs) failed = 1;
 #pragma omp for schedule(static)
         for (long pl = 0; pl < planes; pl++) {
             if (failed) continue;
-            split_columns(x + pl * h * w, split, h, w, sw, left, cols);
-            for (long oy = 0; oy < oh; oy++)
-                for (long ox0 = 0; ox0 < ow; ox0 += VL) {
-                    vec best = broadcast(-INFINITY);
-                    mask arg = best != best; /* all zero: offset 0 */
-                    for (long a = 0; a < kh; a++) {
-                        long iy = oy * sh - top + a;
-                        if (iy < 0 || iy >= h) continue;
-                        for (long b = 0; b < kw; b++) {
-                            vec v = load(split + ((b % sw) * h + iy) * cols + ox0 + b / sw);
-                            mask take = (v > best) | ((v != v) & (best == best));
-                            best = blend(take, v, best);
-                            arg = (take & (int)(a * kw + b)) | (~take & arg);
-                        }
-                    }
-                    long k = (pl * oh + oy) * ow + ox0;
-                    for (long lane = 0; lane < VL && ox0 + lane < ow; lane++) {
-                        y[k + lane] = best[lane];
-                        argmax[k + lane] = (unsigned char)arg[lane];
-                    }
+            gather_offsets(x + pl * h * w, slabs, stride, h, w, kh, kw, sh, sw, top, left, oh, ow);
+            for (long q0 = 0; q0 < windows; q0 += VL) {
+                vec best = broadcast(-INFINITY);
+                mask arg = best != best; /* all zero: offset 0 */
+                for (long k = 0; k < kh * kw; k++) {
+                    vec v = load(slabs + k * stride + q0);
+                    mask take = (v > best) | ((v != v) & (best == best));
+                    best = blend(take, v, best);
+                    arg = (take & (int)k) | (~take & arg);
                 }
+                for (long lane = 0; lane < VL && q0 + lane < windows; lane++) {
+                    y[pl * windows + q0 + lane] = best[lane];
+                    argmax[pl * windows + q0 + lane] = (unsigned char)arg[lane];
+                }
+            }
         }
     }
     return failed ? -1 : 0;
