@@ -45,10 +45,9 @@ class BatchNorm(Function):
             if not self.fused:
                 centred = x - mean.reshape(self.shape)
         inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        if self.fused:  # one pass writes x_hat and y
-            x_hat, y = kernels.batch_norm_forward(x, mean, inv_std, weight, bias)
-            self.save_for_backward(x_hat, inv_std, weight)
-            return y
+        if self.fused:  # one pass writes y; backward recomputes x_hat from x
+            self.save_for_backward(x, mean, inv_std, weight)
+            return kernels.batch_norm_forward(x, mean, inv_std, weight, bias)
         x_hat = centred
         x_hat *= inv_std.reshape(self.shape)
         self.save_for_backward(x_hat, inv_std, weight)
@@ -61,14 +60,17 @@ class BatchNorm(Function):
         """With g_hat = g * weight: gx = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
         in training (the batch statistics depend on x), inv_std * g_hat in evaluation; the means
         per channel come from the bias and weight gradients, so g is read a few times only (twice
-        with the C kernels: once for both sums, once for gx)."""
+        with the C kernels: once for both sums, once for gx, each recomputing x_hat from x)."""
         xp = get_array_module(g)
-        x_hat, inv_std, weight = self.saved
-        scale = inv_std if weight is None else inv_std * weight
         needs = self.needs_input_grad + (False, False)
         if self.fused:
-            gx, g_sum, g_dot_x_hat = kernels_for(g).batch_norm_backward(g, x_hat, scale, self.training, needs[0])
+            x, mean, inv_std, weight = self.saved
+            scale = inv_std if weight is None else inv_std * weight
+            gx, g_sum, g_dot_x_hat = kernels_for(g).batch_norm_backward(g, x, mean, inv_std, scale, self.training,
+                                                                         needs[0])
             return gx, g_dot_x_hat if needs[1] else None, g_sum if needs[2] else None
+        x_hat, inv_std, weight = self.saved
+        scale = inv_std if weight is None else inv_std * weight
         g3 = g.reshape(g.shape[0], g.shape[1], -1)
         n = g3.shape[0] * g3.shape[2]
         g_sum = g3.sum(axis=2).sum(axis=0)  # the bias gradient

@@ -19,8 +19,8 @@ each taking a `Window` (minicnn.kernels.window) for its geometry:
                                                (cpu; elsewhere functional's array expressions):
   relu(x) -> y                                 relu_backward(g, y) -> gx
   batch_norm_stats(x) -> (mean, var)
-  batch_norm_forward(x, mean, inv_std, weight, bias) -> (x_hat, y)
-  batch_norm_backward(g, x_hat, scale, training, needs_input_grad) -> (gx, g_sum, g_dot)
+  batch_norm_forward(x, mean, inv_std, weight, bias) -> y
+  batch_norm_backward(g, x, mean, inv_std, scale, training, needs_input_grad) -> (gx, g_sum, g_dot)
   max_pool(x, window) -> (y, argmax)           max_pool_backward(g, argmax, window) -> dx
   avg_pool(x, window, count_include_pad)       avg_pool_backward(g, window, count_include_pad) -> dx
 

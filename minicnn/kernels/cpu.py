@@ -156,18 +156,21 @@ def batch_norm_stats(x):
 
 
 def batch_norm_forward(x, mean, inv_std, weight, bias):
-    """x (N, C, ...) -> (x_hat, y), x_hat = (x - mean) * inv_std and y = x_hat * weight + bias per channel."""
+    """x (N, C, ...) -> y = (x - mean) * inv_std * weight + bias per channel (x_hat is not kept:
+    batch_norm_backward recomputes it from x)."""
     x, mean, inv_std, weight, bias = _contiguous_as(x.dtype, x, mean, inv_std, weight, bias)
     return native.batch_norm_forward(x, mean, inv_std, weight, bias)
 
 
-def batch_norm_backward(g, x_hat, scale, training: bool, needs_input_grad: bool):
-    """(gx or None, Σ g, Σ g * x_hat) per channel for y = x_hat * weight + bias with
-    scale = inv_std * weight: in training gx also carries the batch statistics' dependence on x."""
-    g, x_hat, scale = _contiguous_as(x_hat.dtype, g, x_hat, scale)
-    sums = native.batch_norm_sums(g, x_hat)
-    gx = native.batch_norm_input_grad(g, x_hat, scale, sums if training else None) if needs_input_grad else None
-    return (gx, *sums)
+def batch_norm_backward(g, x, mean, inv_std, scale, training: bool, needs_input_grad: bool):
+    """(gx or None, Σ g, Σ g * x_hat) per channel for y = x_hat * weight + bias, x_hat = (x - mean)
+    * inv_std and scale = inv_std * weight: in training gx also carries the batch statistics'
+    dependence on x."""
+    g, x, mean, inv_std, scale = _contiguous_as(x.dtype, g, x, mean, inv_std, scale)
+    sums = native.batch_norm_sums(g, x, mean, inv_std)
+    if not needs_input_grad:
+        return (None, *sums)
+    return (native.batch_norm_input_grad(g, x, mean, inv_std, scale, sums if training else None), *sums)
 
 
 def _contiguous_as(dtype, *arrays):

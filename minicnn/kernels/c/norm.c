@@ -44,49 +44,50 @@ int batch_norm_stats(const REAL *x, REAL *mean, REAL *var, long n, long c, long 
     return 0;
 }
 
-/* x_hat = (x - mean) * inv_std and y = x_hat * weight + bias per channel (weight, bias NULL: 1, 0). */
+/* y = (x - mean) * inv_std * weight + bias per channel (weight, bias NULL: 1, 0), as one
+   multiply-add per value. x_hat is not stored: the backward pass recomputes it from x. */
 int batch_norm_forward(const REAL *x, const REAL *mean, const REAL *inv_std, const REAL *weight, const REAL *bias,
-                       REAL *x_hat, REAL *y, long n, long c, long positions) {
+                       REAL *y, long n, long c, long positions) {
 #pragma omp parallel for schedule(static) if (n * c > 1)
     for (long row = 0; row < n * c; row++) {
         long ch = row % c, start = row * positions;
-        REAL m = mean[ch], s = inv_std[ch], w = weight ? weight[ch] : 1, b = bias ? bias[ch] : 0;
-        for (long p = 0; p < positions; p++) {
-            REAL v = (x[start + p] - m) * s;
-            x_hat[start + p] = v;
-            y[start + p] = v * w + b;
-        }
+        REAL slope = inv_std[ch] * (weight ? weight[ch] : 1);
+        REAL shift = (bias ? bias[ch] : 0) - mean[ch] * slope;
+        for (long p = 0; p < positions; p++) y[start + p] = x[start + p] * slope + shift;
     }
     return 0;
 }
 
-/* g_sum (c,) = Σ g and g_dot (c,) = Σ g * x_hat per channel: the bias and weight gradients. */
-int batch_norm_sums(const REAL *g, const REAL *x_hat, REAL *g_sum, REAL *g_dot, long n, long c, long positions) {
+/* g_sum (c,) = Σ g and g_dot (c,) = Σ g * x_hat per channel, x_hat = (x - mean) * inv_std: the
+   bias and weight gradients. */
+int batch_norm_sums(const REAL *g, const REAL *x, const REAL *mean, const REAL *inv_std, REAL *g_sum, REAL *g_dot,
+                    long n, long c, long positions) {
 #pragma omp parallel for schedule(static) if (c > 1)
     for (long ch = 0; ch < c; ch++) {
         double total = 0, dot = 0;
         for (long i = 0; i < n; i++) {
             const REAL *gr = g + (i * c + ch) * positions;
             total += row_sum(gr, positions);
-            dot += row_dot(gr, 0, x_hat + (i * c + ch) * positions, 0, positions);
+            dot += row_dot(gr, 0, x + (i * c + ch) * positions, mean[ch], positions);
         }
         g_sum[ch] = (REAL)total;
-        g_dot[ch] = (REAL)dot;
+        g_dot[ch] = (REAL)(dot * inv_std[ch]);
     }
     return 0;
 }
 
-/* gx = scale * (g - g_sum / count - x_hat * g_dot / count) per channel, count = n * positions:
-   the input gradient in training, where the batch statistics depend on x. With g_sum = NULL
-   (evaluation: fixed statistics) gx = scale * g. */
-int batch_norm_input_grad(const REAL *g, const REAL *x_hat, const REAL *scale, const REAL *g_sum, const REAL *g_dot,
-                          REAL *gx, long n, long c, long positions) {
+/* gx = scale * (g - g_sum / count - x_hat * g_dot / count) per channel, count = n * positions and
+   x_hat = (x - mean) * inv_std: the input gradient in training, where the batch statistics depend
+   on x. With g_sum = NULL (evaluation: fixed statistics) gx = scale * g. */
+int batch_norm_input_grad(const REAL *g, const REAL *x, const REAL *mean, const REAL *inv_std, const REAL *scale,
+                          const REAL *g_sum, const REAL *g_dot, REAL *gx, long n, long c, long positions) {
     REAL count = (REAL)n * positions;
 #pragma omp parallel for schedule(static) if (n * c > 1)
     for (long row = 0; row < n * c; row++) {
         long ch = row % c, start = row * positions;
-        REAL s = scale[ch], shift = g_sum ? g_sum[ch] / count : 0, slope = g_sum ? g_dot[ch] / count : 0;
-        for (long p = 0; p < positions; p++) gx[start + p] = s * (g[start + p] - shift - x_hat[start + p] * slope);
+        REAL s = scale[ch], shift = g_sum ? g_sum[ch] / count : 0;
+        REAL slope = g_sum ? g_dot[ch] / count * inv_std[ch] : 0, m = mean[ch];
+        for (long p = 0; p < positions; p++) gx[start + p] = s * (g[start + p] - shift - (x[start + p] - m) * slope);
     }
     return 0;
 }
