@@ -53,6 +53,8 @@ CONV_CASES = [
     ((2, 4, 5, 5), (9, 4, 1, 1), 0),  # 1x1
     ((1, 2, 12, 12), (3, 2, 7, 7), 3),  # 7x7
     ((2, 1, 3, 40), (2, 1, 3, 3), "full"),  # rows longer than a strip
+    ((2, 3, 9, 9), (8, 3, 3, 3), 1),  # 8 filters: one 8-channel block
+    ((2, 4, 6, 6), (32, 4, 3, 3), 1),  # 32 filters: lanes over channels in float64 too
 ]
 
 

@@ -183,39 +183,26 @@ static inline __attribute__((always_inline)) void correlate_channels_block(const
     }
 }
 
+/* correlate_channels_block for two vectors of channels, with 3x3 and 5x5 kernels spelled out. */
 static void correlate_channels(const Rows *r, const REAL *planes, const REAL *packed, const REAL *bias, int relu,
                                REAL *tile, long oy, long ox0) {
-    int cv = (int)(r->cb / VL);
-#define CORRELATE(cv)                                                                                 \
-    if (r->kh == 3 && r->kw == 3)                                                                     \
-        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 3, 3, cv);             \
-    else if (r->kh == 5 && r->kw == 5)                                                                \
-        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 5, 5, cv);             \
-    else                                                                                              \
-        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, r->kh, r->kw, cv);
-    if (cv == 2) {
-        CORRELATE(2)
-    } else {
-        CORRELATE(1)
-    }
-#undef CORRELATE
+    if (r->kh == 3 && r->kw == 3)
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 3, 3, 2);
+    else if (r->kh == 5 && r->kw == 5)
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 5, 5, 2);
+    else
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, r->kh, r->kw, 2);
 }
 
-/* The output channels per block: whole vectors of them (lanes hold channels) when co is a
-   multiple of VL, else 6 or 4 (lanes hold positions). */
-static long forward_block(long co) {
-    if (co % (2 * VL) == 0) return 2 * VL;
-    return block_channels(co);
-}
-
-/* y (n, co, oh, ow) = x (n, c, h, w) cross-correlated with weight (co, c, kh, kw), stride 1,
+/* y (n, co, oh, ow) = x (n, c, h, w) cross-correlated with weight (co, c, kh, kw), stride (sh, sw),
    plus bias (co,) when given, then ReLU when relu != 0. With a mask (n, c, h, w), x counts only
-   where mask > 0 (the input gradient passes the forward output of a fused ReLU here). */
+   where mask > 0 (the input gradient passes the forward output of a fused ReLU here). The lanes
+   hold output channels where co is a multiple of two vectors, else positions (stride 1 only). */
 int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL *mask, REAL *y, long n, long c,
                  long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow, long sh, long sw,
                  int relu) {
-    long cb = forward_block(co);
-    int lanes_hold_channels = cb % VL == 0;
+    int lanes_hold_channels = co % (2 * VL) == 0;
+    long cb = lanes_hold_channels ? 2 * VL : block_channels(co);
     if (!lanes_hold_channels && (sh != 1 || sw != 1)) return UNSUPPORTED;
     Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb,
                      lanes_hold_channels ? VL : strip_vectors(cb) * VL);
