@@ -11,7 +11,7 @@
    Blocking. The forward pass keeps cb output channels x sv vectors of positions (a strip) in
    registers while it walks every input channel and tap, so each loaded input vector feeds cb
    multiply-adds and nothing is stored until the strip is done. The weight gradient keeps
-   GRAD_CB output channels x TB taps in registers and walks the positions.
+   6 or 4 output channels x 4 taps in registers and walks the positions.
 
    Lanes over channels. Where the output channels fill whole vectors, the lanes hold channels
    instead: each tap loads the weights of a vector of channels and multiplies them by a tile of
@@ -31,8 +31,7 @@
 
 #define MAX_CB 8 /* most output channels per register block */
 #define MAX_SV 4 /* most vectors of positions per strip */
-#define TB 4     /* kernel taps per register block of the weight gradient */
-#define GRAD_CB 4 /* output channels per register block of the weight gradient */
+#define TB 4     /* kernel taps per register block of the weight gradient (lanes over positions) */
 #define TILE 8    /* output columns per register block when the lanes hold channels */
 #define UNSUPPORTED (-2)
 
@@ -126,7 +125,8 @@ static inline __attribute__((always_inline)) void correlate_block(const Rows *r,
 
 /* Three blockings, each with 3x3 and 5x5 kernels spelled out: 6 channels x 2 vectors where the
    channels come in sixes (LeNet's 6), 8 x 2 where they come in eights, else 4 x 4. */
-static long block_channels(long co) { return co % 6 == 0 && co % 4 != 0 ? 6 : co % 8 == 0 ? 8 : 4; }
+static int in_sixes(long co) { return co % 6 == 0 && co % 4 != 0; }
+static long block_channels(long co) { return in_sixes(co) ? 6 : co % 8 == 0 ? 8 : 4; }
 static long strip_vectors(long cb) { return cb == 4 ? 4 : 2; }
 
 static void correlate(const Rows *r, const REAL *planes, const REAL *packed, REAL *out) {
@@ -249,11 +249,11 @@ int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL
 }
 
 /* g (co, oh, ow) of one image -> gradient rows in the full-row layout, row o at rows + o*stride,
-   each `plane` long and zero at the thrown-away positions; rows co .. blocks*GRAD_CB - 1 all zero;
+   each `plane` long and zero at the thrown-away positions; rows co .. blocks*cb - 1 all zero;
    masked where mask <= 0. Adds each channel's sum to bias_sums (co,). */
 static void gradient_rows(const Rows *r, const REAL *g, const REAL *mask, REAL *rows, long stride,
                           REAL *bias_sums) {
-    for (long o = 0; o < r->blocks * GRAD_CB; o++) {
+    for (long o = 0; o < r->blocks * r->cb; o++) {
         REAL *d = rows + o * stride, total = 0;
         memset(d, 0, r->plane * sizeof(REAL));
         if (o >= r->co) continue;
@@ -270,11 +270,13 @@ static void gradient_rows(const Rows *r, const REAL *g, const REAL *mask, REAL *
     }
 }
 
-/* sums (blocks*GRAD_CB, c, taps, VL) += the lane-wise products of a group's gradient rows with its
+/* sums (blocks*cb, c, taps, VL) += the lane-wise products of a group's gradient rows with its
    padded planes at each tap, over `span` positions (the group's images side by side, `stride`
-   apart per channel); the lanes are added up once, at the end of the batch. */
-static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL *rows, REAL *sums, long span,
-                                   long stride) {
+   apart per channel); the lanes are added up once, at the end of the batch. Inlined with a
+   constant cb, so the cb x TB sums stay in registers. */
+static inline __attribute__((always_inline)) void accumulate_weight_grad_block(const Rows *r, const REAL *planes,
+                                                                               const REAL *rows, REAL *sums,
+                                                                               long span, long stride, int cb) {
     long taps = r->kh * r->kw;
     for (long b = 0; b < r->blocks; b++)
         for (long ci = 0; ci < r->c; ci++)
@@ -284,24 +286,33 @@ static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL
                     long tap = t0 + t < taps ? t0 + t : t0; /* past the last tap: a repeat, not kept */
                     x[t] = planes + ci * stride + (tap / r->kw) * r->wp + tap % r->kw;
                 }
-                const REAL *gr = rows + b * GRAD_CB * stride;
-                vec acc[GRAD_CB][TB];
-                for (int j = 0; j < GRAD_CB; j++)
+                const REAL *gr = rows + b * cb * stride;
+                vec acc[MAX_CB][TB];
+                for (int j = 0; j < cb; j++)
                     for (int t = 0; t < TB; t++) acc[j][t] = broadcast(0);
                 for (long p = 0; p < span; p += VL) {
-                    vec gv[GRAD_CB];
-                    for (int j = 0; j < GRAD_CB; j++) gv[j] = load(gr + j * stride + p);
+                    vec gv[MAX_CB];
+                    for (int j = 0; j < cb; j++) gv[j] = load(gr + j * stride + p);
                     for (int t = 0; t < TB; t++) {
                         vec xv = load(x[t] + p);
-                        for (int j = 0; j < GRAD_CB; j++) acc[j][t] += gv[j] * xv;
+                        for (int j = 0; j < cb; j++) acc[j][t] += gv[j] * xv;
                     }
                 }
-                for (int j = 0; j < GRAD_CB; j++)
+                for (int j = 0; j < cb; j++)
                     for (int t = 0; t < TB && t0 + t < taps; t++) {
-                        REAL *s = sums + (((b * GRAD_CB + j) * r->c + ci) * taps + t0 + t) * VL;
+                        REAL *s = sums + (((b * cb + j) * r->c + ci) * taps + t0 + t) * VL;
                         store(s, load(s) + acc[j][t]);
                     }
             }
+}
+
+/* 6 channels x 4 taps where the channels come in sixes (LeNet's first layer), else 4 x 4. */
+static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL *rows, REAL *sums, long span,
+                                   long stride) {
+    if (r->cb == 6)
+        accumulate_weight_grad_block(r, planes, rows, sums, span, stride, 6);
+    else
+        accumulate_weight_grad_block(r, planes, rows, sums, span, stride, 4);
 }
 
 /* Bytes of padded planes and gradient rows that one group of images may take: the group's passes
@@ -314,8 +325,9 @@ static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL
    its own positions, so no product crosses from one image into the next. */
 static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c,
                                  long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, 1, 1, GRAD_CB, VL);
-    long taps = kh * kw, per_image = co * oh * ow, channels = c + r.blocks * GRAD_CB;
+    long cb = in_sixes(co) ? 6 : 4;
+    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, 1, 1, cb, VL);
+    long taps = kh * kw, per_image = co * oh * ow, channels = c + r.blocks * cb;
     long group = GROUP_BYTES / (channels * r.plane * (long)sizeof(REAL));
     long threads = omp_get_max_threads();
     if (group < 1) group = 1;
@@ -328,17 +340,17 @@ static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask,
     if (gb) memset(gb, 0, co * sizeof(REAL));
 #pragma omp parallel if (n > 1)
     {
-        long sum_count = r.blocks * GRAD_CB * c * taps * VL;
+        long sum_count = r.blocks * cb * c * taps * VL;
         REAL *planes = scratch(0, (c * group * r.plane + slack) * sizeof(REAL));
-        REAL *rows = scratch(1, r.blocks * GRAD_CB * group * r.plane * sizeof(REAL));
+        REAL *rows = scratch(1, r.blocks * cb * group * r.plane * sizeof(REAL));
         REAL *sums = scratch(2, sum_count * sizeof(REAL));
-        REAL *bias_sums = scratch(3, r.blocks * GRAD_CB * sizeof(REAL));
+        REAL *bias_sums = scratch(3, r.blocks * cb * sizeof(REAL));
         if (!planes || !rows || !sums || !bias_sums)
             failed = 1;
         else {
             memset(planes + c * group * r.plane, 0, slack * sizeof(REAL)); /* read past the last plane, never written */
             memset(sums, 0, sum_count * sizeof(REAL));
-            memset(bias_sums, 0, r.blocks * GRAD_CB * sizeof(REAL));
+            memset(bias_sums, 0, r.blocks * cb * sizeof(REAL));
         }
 #pragma omp for schedule(static)
         for (long k = 0; k < groups; k++) {
