@@ -213,19 +213,44 @@ def conv_forward(x, weight, bias, window: Window, relu: bool, mask=None):
 def conv_input_grad(g, weight, window: Window, mask=None):
     """gx (N, C_in, H, W) for g (N, C_out, oH, oW): the stride-1 convolution of g with the filters
     turned around (flipped, C_in and C_out swapped), padded by kernel - 1 - pad; g counts only where
-    mask > 0 when given. A strided layer's g is first spread out with stride - 1 zeros between
-    its values (the positions the windows skipped), which makes its input gradient a stride-1 one."""
-    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    if window.stride != (1, 1):
-        if mask is not None:
-            g, mask = g * (mask > 0), None
-        spread = np.zeros(g.shape[:2] + ((window.oh - 1) * window.sh + 1, (window.ow - 1) * window.sw + 1), g.dtype)
-        spread[:, :, :: window.sh, :: window.sw] = g
-        g = spread
-    top, left = window.kh - 1 - window.pads[0], window.kw - 1 - window.pads[2]
-    bottom, right = window.h + window.kh - 1 - g.shape[2] - top, window.w + window.kw - 1 - g.shape[3] - left
-    turned = Window.over(g.shape, window.kernel, (1, 1), (1, 1), (top, bottom, left, right), (window.h, window.w))
-    return conv_forward(g, flipped, None, turned, relu=False, mask=mask)
+    mask > 0 when given. A strided layer's gx splits by phase: the rows iy = sH*m + py (and likewise
+    the columns) receive only the taps ky = py + top (mod sH), so each phase is a stride-1
+    convolution of g with that part of the filters, and no product falls on a skipped position."""
+    if window.stride == (1, 1):
+        flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        top, left = window.kh - 1 - window.pads[0], window.kw - 1 - window.pads[2]
+        return conv_forward(g, flipped, None, _input_grad_window(g, window.kernel, top, left, (window.h, window.w)),
+                            relu=False, mask=mask)
+    gx = np.zeros((window.n, window.c, window.h, window.w), dtype=g.dtype)
+    for py in range(min(window.sh, window.h)):
+        rows, ky0, top = _phase(py, window.sh, window.kh, window.pads[0], window.h)
+        for px in range(min(window.sw, window.w)):
+            columns, kx0, left = _phase(px, window.sw, window.kw, window.pads[2], window.w)
+            taps = weight[:, :, ky0 :: window.sh, kx0 :: window.sw]
+            if taps.size == 0:
+                continue  # no tap reaches this phase: its gradient is zero
+            turned = np.ascontiguousarray(taps[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            kernel = turned.shape[2:]
+            part = conv_forward(g, turned, None, _input_grad_window(g, kernel, kernel[0] - 1 - top, kernel[1] - 1 - left,
+                                                                   (rows, columns)), relu=False, mask=mask)
+            gx[:, :, py :: window.sh, px :: window.sw] = part
+    return gx
+
+
+def _phase(p: int, stride: int, kernel: int, pad: int, size: int) -> tuple:
+    """For input positions p, p + stride, ... along one axis: how many there are, the first tap that
+    reaches them (k0 = p + pad mod stride), and the offset d = (p + pad - k0) / stride, so that
+    position p + stride*m reads g at m + d - j through tap k0 + stride*j."""
+    k0 = (p + pad) % stride
+    return (size - p + stride - 1) // stride, k0, (p + pad - k0) // stride
+
+
+def _input_grad_window(g, kernel: tuple, top: int, left: int, out_size: tuple) -> Window:
+    """The stride-1 window of `kernel` over g (N, C_out, oH, oW) that gives an input gradient of
+    out_size with `top` and `left` zeros before g's first row and column (negative: cut off)."""
+    bottom = out_size[0] + kernel[0] - 1 - g.shape[2] - top
+    right = out_size[1] + kernel[1] - 1 - g.shape[3] - left
+    return Window.over(g.shape, kernel, (1, 1), (1, 1), (top, bottom, left, right), out_size)
 
 
 def conv_weight_grad(x, g, window: Window, with_bias: bool, mask=None):
