@@ -24,6 +24,7 @@ import numpy as np
 
 from minicnn import backend
 from minicnn.backend import Device, DeviceError
+from minicnn.kernels import kernels_for
 
 log = logging.getLogger("minicnn")
 
@@ -202,8 +203,8 @@ def _run_backward(root: Function, grad, retain_graph: bool) -> None:
                 raise RuntimeError(f"{fn.name}.backward returned a gradient of shape {tuple(g.shape)} for an input of shape {shape}")
             if isinstance(parent, Tensor):
                 parent._accumulate(g)
-            elif parent in pending:
-                pending[parent] = pending[parent] + g
+            elif parent in pending:  # two paths meet (a residual connection): their gradients add
+                pending[parent] = kernels_for(g).add(pending[parent], g)
             else:
                 pending[parent] = g
         if not retain_graph:

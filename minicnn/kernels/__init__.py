@@ -15,6 +15,7 @@ each taking a `Window` (minicnn.kernels.window) for its geometry:
   col2im(cols, window, out=None) -> dx         its adjoint
   conv_epilogue(cm, shape, bias, activation, out=None)
                                                (C_out, N*oH*oW) -> (N, C_out, oH, oW) + bias, activation
+  add(a, b) -> a + b                           any shapes that broadcast; cpu: large ones on the C kernels
   has_c_kernels(dtype)                         whether the kernels below serve this dtype
                                                (cpu; elsewhere functional's array expressions):
   relu(x) -> y                                 relu_backward(g, y) -> gx

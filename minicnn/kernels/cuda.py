@@ -118,6 +118,11 @@ def conv_chunk_size(window: Window, itemsize: int) -> int:
     return window.n
 
 
+def add(a, b):
+    """a + b (CuPy's element-wise kernel; any broadcast)."""
+    return a + b
+
+
 def has_c_kernels(dtype) -> bool:
     """No batch-norm or ReLU kernels here: functional's CuPy expressions serve the GPU."""
     return False

@@ -57,6 +57,7 @@ SIGNATURES = {
     "batch_norm_input_grad": [_pointer] * 8 + [_long] * 3,
     "relu_forward": [_pointer] * 2 + [_long],
     "relu_backward": [_pointer] * 3 + [_long],
+    "add": [_pointer] * 3 + [_long],
 }
 
 
@@ -345,3 +346,10 @@ def relu_backward(g, y):
     gx = np.empty_like(g)
     _check(library(g.dtype).relu_backward(_address(g), _address(y), _address(gx), g.size), "relu_backward")
     return gx
+
+
+def add(a, b):
+    """a + b, element-wise, for two arrays of one shape and dtype."""
+    out = np.empty_like(a)
+    _check(library(a.dtype).add(_address(a), _address(b), _address(out), a.size), "add")
+    return out

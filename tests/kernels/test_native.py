@@ -244,6 +244,21 @@ def test_relu_matches_numpy_kernels(monkeypatch, rng, dtype, size):
     assert ours[1][4] == 0 or x[4] > 0
 
 
+def test_add_of_large_arrays_is_exact_and_small_or_broadcast_ones_keep_to_numpy(rng, dtype):
+    a, b = rng.standard_normal((2, 3, 150, 150)).astype(dtype), rng.standard_normal((2, 3, 150, 150)).astype(dtype)
+    assert a.size >= cpu.C_ADD_MIN_SIZE
+    np.testing.assert_array_equal(cpu.add(a, b), a + b)  # one rounding per element either way
+    np.testing.assert_array_equal(cpu.add(a, b[:, :1]), a + b[:, :1])  # broadcast: NumPy's
+    np.testing.assert_array_equal(cpu.add(a[:, :, ::2], b[:, :, ::2]), a[:, :, ::2] + b[:, :, ::2])  # strided views
+
+
+def test_gradients_meeting_at_one_input_add_up(rng, dtype):
+    """A residual connection: y = relu(x) + x, so x's gradient is the sum of two paths."""
+    x = Tensor(rng.standard_normal((2, 4, 100, 100)).astype(dtype), requires_grad=True)
+    (F.relu(x) + x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, (x.data > 0).astype(dtype) + 1)
+
+
 def test_builds_once_into_the_cache(rebuild):
     lib = native.library(np.float32)
     built = sorted(rebuild.glob("native/minicnn-*.so"))

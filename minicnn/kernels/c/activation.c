@@ -1,4 +1,4 @@
-/* ReLU on the CPU, forward and backward, one pass each, a vector at a time.
+/* Element-wise passes on the CPU: ReLU forward and backward, and addition, a vector at a time.
 
    Lane-wise masks instead of a branch on each sign; NaN passes forward (NaN < 0 is false, as
    NumPy's maximum keeps it), and the gradient is g where y > 0, else 0 (PyTorch's rule). OpenMP
@@ -29,6 +29,17 @@ int relu_backward(const REAL *g, const REAL *y, REAL *gx, long count) {
         long stop = start + BLOCK < count ? start + BLOCK : count, i = start;
         for (; i + VL <= stop; i += VL) store(gx + i, blend(load(y + i) > 0, load(g + i), broadcast(0)));
         for (; i < stop; i++) gx[i] = y[i] > 0 ? g[i] : 0;
+    }
+    return 0;
+}
+
+/* out = a + b over count values: a residual connection, or two gradients meeting at one input. */
+int add(const REAL *a, const REAL *b, REAL *out, long count) {
+#pragma omp parallel for schedule(static) if (count > 4 * BLOCK)
+    for (long start = 0; start < count; start += BLOCK) {
+        long stop = start + BLOCK < count ? start + BLOCK : count, i = start;
+        for (; i + VL <= stop; i += VL) store(out + i, load(a + i) + load(b + i));
+        for (; i < stop; i++) out[i] = a[i] + b[i];
     }
     return 0;
 }
