@@ -25,10 +25,13 @@ static void gather_offsets(const REAL *plane, REAL *slabs, long stride, long h, 
                     continue;
                 }
                 const REAL *row = plane + iy * w + b - left;
-                for (long ox = 0; ox < ow; ox++) {
-                    long ix = ox * sw + b - left;
-                    d[ox] = (ix >= 0 && ix < w) ? row[ox * sw] : -INFINITY;
-                }
+                long first = left - b > 0 ? (left - b + sw - 1) / sw : 0; /* the columns inside the input */
+                long last = w - 1 + left - b < 0 ? 0 : (w - 1 + left - b) / sw + 1;
+                if (last > ow) last = ow;
+                if (first > last) first = last;
+                for (long ox = 0; ox < first; ox++) d[ox] = -INFINITY;
+                for (long ox = first; ox < last; ox++) d[ox] = row[ox * sw];
+                for (long ox = last; ox < ow; ox++) d[ox] = -INFINITY;
             }
         }
 }
@@ -59,9 +62,15 @@ int max_pool(const REAL *x, REAL *y, unsigned char *argmax, long planes, long h,
                     best = blend(take, v, best);
                     arg = (take & (int)k) | (~take & arg);
                 }
-                for (long lane = 0; lane < VL && q0 + lane < windows; lane++) {
-                    y[pl * windows + q0 + lane] = best[lane];
-                    argmax[pl * windows + q0 + lane] = (unsigned char)arg[lane];
+                long k = pl * windows + q0;
+                if (q0 + VL <= windows) {
+                    store(y + k, best);
+                    for (long lane = 0; lane < VL; lane++) argmax[k + lane] = (unsigned char)arg[lane];
+                } else {
+                    for (long lane = 0; q0 + lane < windows; lane++) {
+                        y[k + lane] = best[lane];
+                        argmax[k + lane] = (unsigned char)arg[lane];
+                    }
                 }
             }
         }
