@@ -20,7 +20,7 @@ class ReLU(Function):
     def backward(self, g):
         (y,) = self.saved
         kernels = kernels_for(g)
-        if kernels.has_c_kernels(g.dtype):
+        if g.dtype == y.dtype and kernels.has_c_kernels(g.dtype):
             return kernels.relu_backward(g, y)
         return get_array_module(g).where(y > 0, g, 0)
 

@@ -86,7 +86,7 @@ class Conv2d(Function):
             return kernels.direct_conv2d_backward(g, x, weight, y, self.window, self.activation, self.needs_input_grad)
         filters = self._filters(weight)
         if self.activation == "relu":
-            g = g * (y > 0)
+            g = xp.where(y > 0, g, 0)  # as ReLU's backward: 0 where y <= 0, even for an infinite g
         g_rows = g.transpose(1, 0, 2, 3).reshape(filters.shape[:2] + (-1,))
         gx = gw = gb = None
         if self.needs_input_grad[0]:

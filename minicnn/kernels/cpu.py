@@ -105,7 +105,7 @@ def uses_direct_conv(window: Window, groups: int, out_channels: int, dtype) -> b
     (all of LeNet's and ResNet's 3x3 layers), and strided ones whose output channels fill the C
     code's vectors (ResNet's downsampling layers). Other strided, dilated and grouped layers take
     im2col and BLAS."""
-    if groups != 1 or window.dilation != (1, 1) or native.library(dtype) is None:
+    if groups != 1 or window.dilation != (1, 1) or window.n == 0 or native.library(dtype) is None:
         return False
     return window.stride == (1, 1) or native.takes_stride(out_channels, window.kw, dtype)
 
@@ -121,7 +121,7 @@ def direct_conv2d_backward(g, x, weight, y, window: Window, activation: str | No
     """(gx, gw, gb) of `direct_conv2d` for its output gradient g (N, C_out, oH, oW), each None where
     not needed. x is the saved input (None when gw is not needed), y the saved output of a fused
     ReLU (None without one): g counts only where y > 0, applied as the kernels read g."""
-    g, weight, x = _contiguous_as(weight.dtype if x is None else x.dtype, g, weight, x)
+    g, weight, x = _contiguous_as(g.dtype, g, weight, x)  # g has y's dtype: the one the forward pass ran in
     mask = None if activation is None else np.ascontiguousarray(y, dtype=g.dtype)
     needs_bias = len(needs_input_grad) > 2 and needs_input_grad[2]
     gx = gw = gb = None
@@ -130,7 +130,7 @@ def direct_conv2d_backward(g, x, weight, y, window: Window, activation: str | No
     if needs_input_grad[1]:
         gw, gb = native.conv_weight_grad(x, g, window, needs_bias, mask)
     elif needs_bias:
-        gb = (g if mask is None else g * (mask > 0)).sum(axis=(0, 2, 3))
+        gb = (g if mask is None else np.where(mask > 0, g, 0)).sum(axis=(0, 2, 3))
     return gx, gw, gb
 
 
@@ -153,13 +153,12 @@ def add(a, b):
 
 def relu(x):
     """max(x, 0) (NaN kept), one pass."""
-    return native.relu_forward(np.ascontiguousarray(x))
+    return native.relu_forward(np.ascontiguousarray(x)).reshape(x.shape)  # a 0-d array comes back 0-d
 
 
 def relu_backward(g, y):
-    """g where y > 0, else 0, one pass."""
-    g, y = _contiguous_as(y.dtype, g, y)
-    return native.relu_backward(g, y)
+    """g where y > 0, else 0, one pass; g and y of one dtype."""
+    return native.relu_backward(np.ascontiguousarray(g), np.ascontiguousarray(y)).reshape(g.shape)
 
 
 def batch_norm_stats(x):

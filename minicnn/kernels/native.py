@@ -12,6 +12,10 @@ workers spin for a while after each product, and on cores that our threads want 
 spinning made a LeNet-5 training step 1.5x slower (threadpoolctl sets the limit on whichever BLAS
 NumPy loaded). And glibc keeps freed arrays for reuse (`_keep_freed_memory`).
 
+Where the results can differ from the NumPy kernels' beyond rounding: an infinite or NaN input
+value can make more of a weight gradient NaN (the lanes over positions multiply a neighbouring
+input by a zero gradient, and 0 * inf is NaN), and ReLU may keep the sign of a -0.0.
+
 Nothing here is required: with no C compiler (or MINICNN_NATIVE=0) `library()` is None and the
 CPU keeps to the NumPy kernels, which compute the same values; a failed build warns once, with
 the compiler's message. Every function takes C-contiguous arrays of one dtype (float32/float64)
@@ -94,9 +98,13 @@ def _load(real: str):
         return None
     errors = []
     for flags in FLAG_SETS:
-        path = _build(compiler, flags, real, errors)
-        if path is not None:
-            lib = ctypes.CDLL(str(path))
+        try:
+            path = _build(compiler, flags, real, errors)
+            lib = None if path is None else ctypes.CDLL(str(path))
+        except (OSError, subprocess.SubprocessError) as error:  # unwritable cache, timeout, missing libgomp
+            errors.append(f"{type(error).__name__}: {error}")
+            continue
+        if lib is not None:
             for name, argtypes in SIGNATURES.items():
                 getattr(lib, name).argtypes = argtypes
                 getattr(lib, name).restype = _int
@@ -138,11 +146,7 @@ def _build(compiler: str, flags: tuple, real: str, errors: list) -> Path | None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         built = Path(scratch) / target.name
-        try:
-            result = subprocess.run([*command, "-o", str(built)], capture_output=True, text=True, timeout=300)
-        except OSError as error:
-            errors.append(str(error))
-            return None
+        result = subprocess.run([*command, "-o", str(built)], capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
             errors.append(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}")
             return None

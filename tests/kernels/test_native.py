@@ -259,6 +259,57 @@ def test_gradients_meeting_at_one_input_add_up(rng, dtype):
     np.testing.assert_array_equal(x.grad.data, (x.data > 0).astype(dtype) + 1)
 
 
+def test_weight_gradient_ignores_what_earlier_calls_left_in_scratch_memory(monkeypatch, rng):
+    """A batch whose last group of images is smaller than the rest reads a little past its planes:
+    that memory must be zeroed, not whatever the thread's buffer held (here NaN from a call before)."""
+    F.conv2d(Tensor(np.full((4, 4, 28, 28), np.nan, np.float32)), Tensor(np.ones((6, 4, 5, 5), np.float32)))
+    x, weight = rng.standard_normal((3, 1, 28, 28)).astype(np.float32), rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
+
+    def weight_grad():  # LeNet's first layer: the images need no gradient, so only the weight's is computed
+        wt = Tensor(weight, requires_grad=True)
+        F.conv2d(Tensor(x), wt, padding=2, activation="relu").sum().backward()
+        return wt.grad.data
+
+    ours = weight_grad()
+    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    reference = weight_grad()
+    assert np.isfinite(ours).all()
+    np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+
+
+def test_an_empty_batch_has_zero_gradients(rng):
+    weight = Tensor(rng.standard_normal((6, 1, 5, 5)).astype(np.float32), requires_grad=True)
+    F.conv2d(Tensor(np.zeros((0, 1, 28, 28), np.float32)), weight, padding=2, activation="relu").sum().backward()
+    np.testing.assert_array_equal(weight.grad.data, 0)
+
+
+def test_relu_of_a_scalar_keeps_its_shape():
+    x = Tensor(np.array(-1.5, np.float32), requires_grad=True)
+    y = F.relu(x)
+    y.backward()
+    assert y.shape == () and y.data == 0 and x.grad.data == 0
+
+
+def test_mixed_dtypes_take_the_forward_pass_dtype(rng):
+    """A float16 ReLU output meeting a float32 gradient, and a frozen float16 weight on float32
+    images: the C kernels only ever see one dtype."""
+    x16 = Tensor(rng.standard_normal((2, 3)).astype(np.float16), requires_grad=True)
+    (F.relu(x16) * Tensor(np.ones((2, 3), np.float32))).sum().backward()
+    np.testing.assert_array_equal(x16.grad.data, (x16.data > 0).astype(np.float16))
+    x = Tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
+    weight = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float16))
+    F.conv2d(x, weight, padding=1).sum().backward()
+    assert x.grad.dtype == np.float32 and np.isfinite(x.grad.data).all()
+
+
+def test_an_unwritable_cache_warns_and_falls_back(rebuild, monkeypatch):
+    blocker = rebuild / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("MINICNN_CACHE_DIR", str(blocker))
+    with pytest.warns(native.NativeBuildWarning, match="were not built"):
+        assert native.library(np.float32) is None
+
+
 def test_builds_once_into_the_cache(rebuild):
     lib = native.library(np.float32)
     built = sorted(rebuild.glob("native/minicnn-*.so"))

@@ -348,7 +348,6 @@ static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask,
         if (!planes || !rows || !sums || !bias_sums)
             failed = 1;
         else {
-            memset(planes + c * group * r.plane, 0, slack * sizeof(REAL)); /* read past the last plane, never written */
             memset(sums, 0, sum_count * sizeof(REAL));
             memset(bias_sums, 0, r.blocks * cb * sizeof(REAL));
         }
@@ -356,6 +355,7 @@ static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask,
         for (long k = 0; k < groups; k++) {
             if (failed) continue;
             long first = k * group, count = n - first < group ? n - first : group, stride = count * r.plane;
+            memset(planes + c * stride, 0, slack * sizeof(REAL)); /* read past the last plane: must not be stale */
             for (long j = 0; j < count; j++) {
                 long i = first + j;
                 pad_planes(&r, c, x + i * c * h * w, NULL, planes + j * r.plane, stride);
