@@ -31,8 +31,9 @@ class Conv2d(Function):
     goes through in slices of n images chosen by the device's kernels: on the CPU, small enough
     for the matrix to stay in cache; on the GPU, the whole batch. A layer may skip the matrix for
     a direct convolution where the device's kernels say it serves better: on the GPU, layers with
-    few input channels; on the CPU, every stride-1 layer when the C kernels are built, forward and
-    backward (kernels.DIRECT_BACKWARD).
+    few input channels; on the CPU, when the C kernels are built, every stride-1 layer and the
+    strided ones whose output channels fill the C code's vectors, forward and backward
+    (kernels.DIRECT_BACKWARD).
     Backward rebuilds each slice's matrix from the saved input rather than keeping it (for LeNet's
     first layer it is 25 times the input) for the weight gradient, g @ cols^T; the input
     gradient, filters^T @ g folded back onto the image by col2im, takes the whole batch at once

@@ -1,8 +1,10 @@
 """Array-level window kernels for convolution and pooling, over NumPy arrays.
 
-Where the machine's C compiler builds our C kernels (minicnn.kernels.native), stride-1
-convolutions and max pooling run there; everything else, and every layer on a machine without
-a compiler (or with MINICNN_NATIVE=0), runs the NumPy code below, which computes the same values.
+Where the machine's C compiler builds our C kernels (minicnn.kernels.native), convolution
+(stride 1, and strided layers whose output channels fill the C code's vectors), max pooling,
+batch norm, ReLU and large additions run there; everything else, and every layer on a machine
+without a compiler (or with MINICNN_NATIVE=0), runs the NumPy code below, which computes the
+same values.
 
 `windows` is im2col without the copy: a strided view that shows every kH×kW window of every
 image at once. Convolution copies it once into a matrix for one BLAS product; pooling reduces over

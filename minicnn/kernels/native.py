@@ -1,8 +1,8 @@
 """Our own C kernels for the CPU (c/*.c): built by the machine's C compiler, loaded with ctypes.
 
-The CPU's counterpart of the CUDA kernels: the direct stride-1 convolution (forward, input and
-weight gradients), max pooling, batch normalisation and ReLU, vectorized with GCC/Clang vector extensions and threaded with
-OpenMP. The sources are compiled once per machine, for float and for double, with -march=native,
+The CPU's counterpart of the CUDA kernels: the direct convolution (forward, input and weight
+gradients), max pooling, batch normalisation, ReLU and addition, vectorized with GCC/Clang vector
+extensions and threaded with OpenMP. The sources are compiled once per machine, for float and for double, with -march=native,
 into a cache folder ($MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else ~/.cache/minicnn)
 under a key made of the sources, the compiler's version, the flags and the CPU's feature list.
 A finished build is renamed into place, so processes that build at once never see half a library.
@@ -41,7 +41,7 @@ import threadpoolctl
 from minicnn.kernels.window import Window
 
 SOURCE_DIR = Path(__file__).with_name("c")
-SOURCES = ("conv.c", "pool.c", "norm.c", "activation.c")
+SOURCES = ("conv.c", "pool.c", "norm.c", "elementwise.c")
 REALS = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # Tried in order: the first set that builds is kept (a compiler without OpenMP gets one thread).
 FLAG_SETS = (
@@ -156,8 +156,8 @@ def _build(compiler: str, flags: tuple, real: str, errors: list) -> Path | None:
 
 def _build_key(compiler: str, command: list) -> str:
     digest = hashlib.sha256()
-    for name in SOURCES + ("vector.h", "threads.h", "scratch.h"):
-        digest.update((SOURCE_DIR / name).read_bytes())
+    for path in sorted(SOURCE_DIR.glob("*.[ch]")):  # every source and header the build can read
+        digest.update(path.read_bytes())
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     digest.update("\0".join([version, *command[1:], platform.machine(), _cpu_features()]).encode())
     return digest.hexdigest()[:16]
