@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import typer
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.markup import escape
 
 from minicnn.backend import DeviceError
 from minicnn.data import DataError
+from minicnn.kernels.native import NativeBuildWarning
 from minicnn.registry import RegistryError
 
 app = typer.Typer(help="minicnn: a small, readable framework for convolutional networks.", no_args_is_help=True)
@@ -48,10 +50,22 @@ class Failure:
 fail = Failure()
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """minicnn's own warnings (the C kernels not built) as one yellow line, not Python's source-line format."""
+    if issubclass(category, NativeBuildWarning):
+        errors.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="Show the traceback when a command fails.")) -> None:
     """minicnn: a small, readable framework for convolutional networks."""
     fail.debug = debug
+    warnings.showwarning = _show_warning
 
 
 def parse_input_size(text: str) -> tuple[int, ...]:

@@ -166,3 +166,21 @@ def test_no_dataset_offline_falls_back_to_digits_with_a_note(tmp_path, offline):
     assert np.isfinite(json.loads((tmp_path / "r" / "metrics.jsonl").read_text())["test_loss"])
 
 
+
+
+def test_without_a_c_compiler_training_warns_in_one_line_and_runs(tmp_path, monkeypatch):
+    from minicnn.kernels import native
+
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("MINICNN_CACHE_DIR", str(tmp_path / "kernels"))
+    native._load.cache_clear()
+    try:
+        result = runner.invoke(app, ["train", "lenet5", "--dataset", "digits", "--epochs", "1", "--limit-train", "64",
+                                     "--seed", "0", "--out", str(tmp_path / "r")])
+    finally:
+        monkeypatch.undo()
+        native._load.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert flat("warning: minicnn: the C kernels were not built") in flat(result.output), result.output
+    assert "native.py" not in result.output and "NativeBuildWarning" not in result.output
+    assert (tmp_path / "r" / "last.npz").exists()
