@@ -33,6 +33,7 @@
 #define MAX_SV 4 /* most vectors of positions per strip */
 #define TB 4     /* kernel taps per register block of the weight gradient (lanes over positions) */
 #define TILE 8    /* output columns per register block when the lanes hold channels */
+#define CV 2      /* vectors of output channels per register block when the lanes hold channels */
 #define UNSUPPORTED (-2)
 
 /* The geometry of one call. Input (n, c, h, w), filters (co, c, kh, kw), output (n, co, oh, ow);
@@ -147,51 +148,51 @@ static void correlate(const Rows *r, const REAL *planes, const REAL *packed, REA
 #undef CORRELATE
 }
 
-/* tile (TILE, cv*VL): TILE neighbouring outputs of row oy from column ox0 on, for cv*VL output
-   channels (packed (c, taps, cv*VL)), plus their bias (cv*VL,) when given, then ReLU when relu != 0;
-   the channels in the vector lanes: each tap loads cv weight
-   vectors and multiplies them by TILE input values. Nothing is computed twice or thrown away but
+/* tile (TILE, CV*VL): TILE neighbouring outputs of row oy from column ox0 on, for CV*VL output
+   channels (packed (c, taps, CV*VL)), plus their bias (CV*VL,) when given, then ReLU when relu != 0;
+   the channels in the vector lanes: each tap loads CV weight vectors and multiplies them by TILE
+   input values. Nothing is computed twice or thrown away but
    the columns past oW in the row's last tile, which suits small images (ResNet's 8x8 layers). */
 static inline __attribute__((always_inline)) void correlate_channels_block(const Rows *r, const REAL *planes,
                                                                            const REAL *packed, const REAL *bias,
                                                                            int relu, REAL *tile, long oy, long ox0,
-                                                                           long kh, long kw, int cv) {
+                                                                           long kh, long kw) {
     long taps = kh * kw;
-    vec acc[TILE][2];
+    vec acc[TILE][CV];
     for (int t = 0; t < TILE; t++)
-        for (int v = 0; v < cv; v++) acc[t][v] = broadcast(0);
+        for (int v = 0; v < CV; v++) acc[t][v] = broadcast(0);
     for (long ci = 0; ci < r->c; ci++)
         for (long ky = 0; ky < kh; ky++) {
             const REAL *x = planes + ci * r->plane + (oy * r->sh + ky) * r->wp + ox0 * r->sw;
-            const REAL *wt = packed + (ci * taps + ky * kw) * cv * VL;
+            const REAL *wt = packed + (ci * taps + ky * kw) * CV * VL;
             for (long kx = 0; kx < kw; kx++) {
-                vec wv[2];
-                for (int v = 0; v < cv; v++) wv[v] = load(wt + (kx * cv + v) * VL);
+                vec wv[CV];
+                for (int v = 0; v < CV; v++) wv[v] = load(wt + (kx * CV + v) * VL);
                 for (int t = 0; t < TILE; t++) {
                     vec xv = broadcast(x[kx + t * r->sw]);
-                    for (int v = 0; v < cv; v++) acc[t][v] += xv * wv[v];
+                    for (int v = 0; v < CV; v++) acc[t][v] += xv * wv[v];
                 }
             }
         }
-    for (int v = 0; v < cv; v++) {
+    for (int v = 0; v < CV; v++) {
         vec shift = bias ? load(bias + v * VL) : broadcast(0);
         for (int t = 0; t < TILE; t++) {
             vec out = acc[t][v] + shift;
             if (relu) out = blend(out < 0, broadcast(0), out); /* lane-wise: no branch on the sign */
-            store(tile + (t * cv + v) * VL, out);
+            store(tile + (t * CV + v) * VL, out);
         }
     }
 }
 
-/* correlate_channels_block for two vectors of channels, with 3x3 and 5x5 kernels spelled out. */
+/* correlate_channels_block with 3x3 and 5x5 kernels spelled out. */
 static void correlate_channels(const Rows *r, const REAL *planes, const REAL *packed, const REAL *bias, int relu,
                                REAL *tile, long oy, long ox0) {
     if (r->kh == 3 && r->kw == 3)
-        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 3, 3, 2);
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 3, 3);
     else if (r->kh == 5 && r->kw == 5)
-        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 5, 5, 2);
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, 5, 5);
     else
-        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, r->kh, r->kw, 2);
+        correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, r->kh, r->kw);
 }
 
 /* y (n, co, oh, ow) = x (n, c, h, w) cross-correlated with weight (co, c, kh, kw), stride (sh, sw),
@@ -201,8 +202,8 @@ static void correlate_channels(const Rows *r, const REAL *planes, const REAL *pa
 int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL *mask, REAL *y, long n, long c,
                  long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow, long sh, long sw,
                  int relu) {
-    int lanes_hold_channels = co % (2 * VL) == 0;
-    long cb = lanes_hold_channels ? 2 * VL : block_channels(co);
+    int lanes_hold_channels = co % (CV * VL) == 0;
+    long cb = lanes_hold_channels ? CV * VL : block_channels(co);
     if (!lanes_hold_channels && (sh != 1 || sw != 1)) return UNSUPPORTED;
     Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb,
                      lanes_hold_channels ? VL : strip_vectors(cb) * VL);
