@@ -222,27 +222,19 @@ def conv_input_grad(g, weight, window: Window, mask=None):
     the columns) receive only the taps ky = py + top (mod sH), so each phase is a stride-1
     convolution of g with that part of the filters, and no product falls on a skipped position."""
     if window.stride == (1, 1):
-        flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        top, left = window.kh - 1 - window.pads[0], window.kw - 1 - window.pads[2]
-        return conv_forward(g, flipped, None, _input_grad_window(g, window.kernel, top, left, (window.h, window.w)),
-                            relu=False, mask=mask)
+        return _turned_conv(g, weight, window.pads[0], window.pads[2], (window.h, window.w), mask)
     gx = np.zeros((window.n, window.c, window.h, window.w), dtype=g.dtype)
     for py in range(min(window.sh, window.h)):
-        rows, ky0, top = _phase(py, window.sh, window.kh, window.pads[0], window.h)
+        rows, ky0, top = _phase(py, window.sh, window.pads[0], window.h)
         for px in range(min(window.sw, window.w)):
-            columns, kx0, left = _phase(px, window.sw, window.kw, window.pads[2], window.w)
+            columns, kx0, left = _phase(px, window.sw, window.pads[2], window.w)
             taps = weight[:, :, ky0 :: window.sh, kx0 :: window.sw]
-            if taps.size == 0:
-                continue  # no tap reaches this phase: its gradient is zero
-            turned = np.ascontiguousarray(taps[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-            kernel = turned.shape[2:]
-            part = conv_forward(g, turned, None, _input_grad_window(g, kernel, kernel[0] - 1 - top, kernel[1] - 1 - left,
-                                                                   (rows, columns)), relu=False, mask=mask)
-            gx[:, :, py :: window.sh, px :: window.sw] = part
+            if taps.size:  # else no tap reaches this phase: its gradient stays zero
+                gx[:, :, py :: window.sh, px :: window.sw] = _turned_conv(g, taps, top, left, (rows, columns), mask)
     return gx
 
 
-def _phase(p: int, stride: int, kernel: int, pad: int, size: int) -> tuple:
+def _phase(p: int, stride: int, pad: int, size: int) -> tuple:
     """For input positions p, p + stride, ... along one axis: how many there are, the first tap that
     reaches them (k0 = p + pad mod stride), and the offset d = (p + pad - k0) / stride, so that
     position p + stride*m reads g at m + d - j through tap k0 + stride*j."""
@@ -250,12 +242,15 @@ def _phase(p: int, stride: int, kernel: int, pad: int, size: int) -> tuple:
     return (size - p + stride - 1) // stride, k0, (p + pad - k0) // stride
 
 
-def _input_grad_window(g, kernel: tuple, top: int, left: int, out_size: tuple) -> Window:
-    """The stride-1 window of `kernel` over g (N, C_out, oH, oW) that gives an input gradient of
-    out_size with `top` and `left` zeros before g's first row and column (negative: cut off)."""
-    bottom = out_size[0] + kernel[0] - 1 - g.shape[2] - top
-    right = out_size[1] + kernel[1] - 1 - g.shape[3] - left
-    return Window.over(g.shape, kernel, (1, 1), (1, 1), (top, bottom, left, right), out_size)
+def _turned_conv(g, taps, top: int, left: int, out_size: tuple, mask):
+    """The stride-1 convolution of g (N, C_out, oH, oW) with `taps` (C_out, C_in, a, b) turned
+    around (flipped, C_in and C_out swapped), where gx position m reads g from m + top - (a - 1) on
+    (top/left: the forward pass's padding, or a phase's offset d): an input gradient of out_size."""
+    turned = np.ascontiguousarray(taps[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    (kh, kw), before = turned.shape[2:], (turned.shape[2] - 1 - top, turned.shape[3] - 1 - left)
+    pads = (before[0], out_size[0] + kh - 1 - g.shape[2] - before[0], before[1], out_size[1] + kw - 1 - g.shape[3] - before[1])
+    return conv_forward(g, turned, None, Window.over(g.shape, (kh, kw), (1, 1), (1, 1), pads, out_size), relu=False,
+                        mask=mask)
 
 
 def conv_weight_grad(x, g, window: Window, with_bias: bool, mask=None):
