@@ -98,6 +98,12 @@ def empty(shape: tuple, dtype):
     return np.empty(shape, dtype=dtype)
 
 
+def has_c_kernels(dtype) -> bool:
+    """Whether the C kernels serve this dtype (float32/float64, where the compiler built them):
+    every function below that has a C path asks this first."""
+    return native.library(dtype) is not None
+
+
 # The direct convolution here has its own backward (direct_conv2d_backward).
 DIRECT_BACKWARD = True
 
@@ -107,7 +113,7 @@ def uses_direct_conv(window: Window, groups: int, out_channels: int, dtype) -> b
     (all of LeNet's and ResNet's 3x3 layers), and strided ones whose output channels fill the C
     code's vectors (ResNet's downsampling layers). Other strided, dilated and grouped layers take
     im2col and BLAS."""
-    if groups != 1 or window.dilation != (1, 1) or window.n == 0 or native.library(dtype) is None:
+    if groups != 1 or window.dilation != (1, 1) or window.n == 0 or not has_c_kernels(dtype):
         return False
     return window.stride == (1, 1) or native.takes_stride(out_channels, window.kw, dtype)
 
@@ -136,11 +142,6 @@ def direct_conv2d_backward(g, x, weight, y, window: Window, activation: str | No
     return gx, gw, gb
 
 
-def has_c_kernels(dtype) -> bool:
-    """Whether batch_norm_* and relu_* below serve this dtype: where the C kernels are built."""
-    return native.library(dtype) is not None
-
-
 # Below this many values NumPy's own addition is as fast as a call into the C kernels.
 C_ADD_MIN_SIZE = 1 << 16
 
@@ -148,7 +149,7 @@ C_ADD_MIN_SIZE = 1 << 16
 def add(a, b):
     """a + b: on two threads in the C kernels for large arrays of one shape and float dtype
     (residual connections, gradients meeting at one input), else NumPy's (any broadcast)."""
-    if a.shape == b.shape and a.dtype == b.dtype and a.size >= C_ADD_MIN_SIZE and native.library(a.dtype) is not None:
+    if a.shape == b.shape and a.dtype == b.dtype and a.size >= C_ADD_MIN_SIZE and has_c_kernels(a.dtype):
         return native.add(np.ascontiguousarray(a), np.ascontiguousarray(b))
     return a + b
 
@@ -269,7 +270,7 @@ def _max_pool_by_windows(x, window: Window):
 
 def _native_pool(window: Window, dtype) -> bool:
     """Whether the C max pooling takes this window: its argmax is a uint8 offset, as here."""
-    return _offset_dtype(window) == np.uint8 and native.library(dtype) is not None
+    return _offset_dtype(window) == np.uint8 and has_c_kernels(dtype)
 
 
 def _offset_dtype(window: Window):

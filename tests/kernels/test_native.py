@@ -32,11 +32,11 @@ def rebuild(monkeypatch, tmp_path):
     native._load.cache_clear()
 
 
-def conv_and_grads(x, weight, bias, padding, activation):
+def conv_and_grads(x, weight, bias, padding, activation, stride=1):
     """(y, gx, gw, gb) of conv2d under a fixed random output gradient."""
     xt, wt = Tensor(x, requires_grad=True), Tensor(weight, requires_grad=True)
     bt = None if bias is None else Tensor(bias, requires_grad=True)
-    y = F.conv2d(xt, wt, bt, padding=padding, activation=activation)
+    y = F.conv2d(xt, wt, bt, stride=stride, padding=padding, activation=activation)
     g = np.random.default_rng(1).standard_normal(y.shape)
     (y * Tensor(g)).sum().backward()
     return y.data, xt.grad.data, wt.grad.data, None if bt is None else bt.grad.data
@@ -140,16 +140,9 @@ def test_strided_conv_matches_numpy_kernels(monkeypatch, rng, dtype_name, x_shap
                                             activation):
     x, weight = rng.standard_normal(x_shape).astype(dtype_name), rng.standard_normal(w_shape).astype(dtype_name)
     bias = rng.standard_normal(w_shape[0]).astype(dtype_name)
-
-    def run():
-        xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, weight, bias))
-        y = F.conv2d(xt, wt, bt, stride=stride, padding=padding, activation=activation)
-        (y * Tensor(np.random.default_rng(1).standard_normal(y.shape).astype(dtype_name))).sum().backward()
-        return y.data, xt.grad.data, wt.grad.data, bt.grad.data
-
-    ours = run()
+    ours = conv_and_grads(x, weight, bias, padding, activation, stride)
     monkeypatch.setenv("MINICNN_NATIVE", "0")
-    reference = run()
+    reference = conv_and_grads(x, weight, bias, padding, activation, stride)
     tolerance = 1e-12 if dtype_name == "float64" else 1e-4
     for name, got, want in zip(("y", "gx", "gw", "gb"), ours, reference):
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * np.abs(want).max(), err_msg=name)
