@@ -18,6 +18,7 @@ import threadpoolctl
 import minicnn.functional as F
 from minicnn import Tensor
 from minicnn.kernels import cpu, native
+from minicnn.kernels.window import Window
 
 pytestmark = pytest.mark.skipif(native.library(np.float64) is None, reason="no C compiler builds the C kernels")
 
@@ -164,6 +165,12 @@ POOL_CASES = [
     ((2, 2, 7, 9), 2, 2, 0, True),  # ceil mode: the last windows overhang the input
     ((1, 1, 40, 37), (3, 2), (2, 3), (1, 0), True),  # more windows per row than lanes
     ((2, 3, 5, 5), 2, 1, 1, False),  # overlapping windows
+    # 2x2 windows, stride 2, no padding: the kernel that reads pairs of lanes
+    ((2, 3, 10, 10), 2, 2, 0, False),  # LeNet's second pool: 5x5 outputs, stores stop at each plane's end
+    ((1, 2, 9, 33), 2, 2, 0, False),  # odd height and width: a last row and column no window reads
+    ((3, 2, 6, 70), 2, 2, 0, False),  # 35 windows per row: whole vectors and a partial one
+    ((1, 1, 2, 2), 2, 2, 0, False),  # one window, at the very end of the input
+    ((4, 1, 3, 5), 2, 2, 0, False),
 ]
 
 
@@ -185,6 +192,24 @@ def test_max_pool_matches_numpy_kernels(monkeypatch, rng, dtype, shape, kernel, 
     reference = pool_and_grad()
     np.testing.assert_array_equal(ours[0], reference[0])  # the same cell wins: exact
     np.testing.assert_array_equal(ours[1], reference[1])
+
+
+def test_max_pool_gradient_writes_every_cell_whatever_the_memory_held(rng, dtype):
+    """The gradient array is allocated uninitialized: the three cells of each 2x2 window that
+    lose, and the last odd row and column that no window reads, must come out 0 even where it
+    reuses memory full of NaN."""
+    shape = (2, 3, 9, 33)
+    window = Window.over(shape, (2, 2), (2, 2), (1, 1), (0, 0, 0, 0), (4, 16))
+    _, argmax = native.max_pool(rng.standard_normal(shape).astype(dtype), window)
+    g = np.ones(argmax.shape, dtype)
+    for _ in range(3):  # freed just before, the NaN block is what malloc hands out next
+        del_me = np.full(shape, np.nan, dtype)
+        del del_me
+        gx = native.max_pool_backward(g, argmax, window)
+        assert np.isfinite(gx).all()
+        np.testing.assert_array_equal(gx[:, :, 8, :], 0)
+        np.testing.assert_array_equal(gx[:, :, :, 32], 0)
+        np.testing.assert_array_equal(gx[:, :, :8, :32].reshape(2, 3, 4, 2, 16, 2).sum(axis=(3, 5)), 1)
 
 
 def norm_and_grads(x, training, affine, dtype):

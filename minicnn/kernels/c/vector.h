@@ -42,3 +42,29 @@ typedef __typeof__((vec){0} > (vec){0}) mask;
 
 /* a where m is all ones, else b. */
 static inline vec blend(mask m, vec a, vec b) { return (vec)((m & (mask)a) | (~m & (mask)b)); }
+
+/* Lane i of the result is lane select[i] of the row a0..a(VL-1) b0..b(VL-1). GCC makes it one
+   two-source permutation (vpermi2ps on AVX-512); other compilers get a loop over lanes. */
+static inline vec permute(vec a, vec b, mask select) {
+#if defined(__GNUC__) && !defined(__clang__)
+    return __builtin_shuffle(a, b, select);
+#else
+    vec out;
+    for (long i = 0; i < VL; i++) out[i] = select[i] < VL ? a[select[i]] : b[select[i] - VL];
+    return out;
+#endif
+}
+
+/* The even or odd positions of the row a b: pooling's 2x2 windows read input pairs with these.
+   The selections are constants once inlined. */
+static inline vec even_lanes(vec a, vec b) {
+    mask select;
+    for (long i = 0; i < VL; i++) select[i] = 2 * i;
+    return permute(a, b, select);
+}
+
+static inline vec odd_lanes(vec a, vec b) {
+    mask select;
+    for (long i = 0; i < VL; i++) select[i] = 2 * i + 1;
+    return permute(a, b, select);
+}
