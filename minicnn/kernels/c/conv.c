@@ -60,23 +60,38 @@ static Rows rows_of(long n, long c, long h, long w, long co, long kh, long kw, l
     return r;
 }
 
+/* d[0..count) = s where mask > 0 (everywhere without a mask), else 0, a vector at a time. What
+   it writes is summed: the whole vectors lane-wise into *sums, the rest into the return value. */
+static inline REAL copy_masked(REAL *d, const REAL *s, const REAL *mask, long count, vec *sums) {
+    long i = 0;
+    for (; i + VL <= count; i += VL) {
+        vec v = load(s + i);
+        if (mask) v = blend(load(mask + i) > 0, v, broadcast(0));
+        store(d + i, v);
+        *sums += v;
+    }
+    REAL rest = 0;
+    for (; i < count; i++) {
+        d[i] = (mask && !(mask[i] > 0)) ? 0 : s[i];
+        rest += d[i];
+    }
+    return rest;
+}
+
 /* src (channels, h, w) -> padded planes of width wp, channel ch at dst + ch*stride, each plane
    zero outside the input. With a mask (same shape as src), an element is copied only where
    mask > 0: ReLU's backward. */
 static void pad_planes(const Rows *r, long channels, const REAL *src, const REAL *mask, REAL *dst, long stride) {
-    long rows = r->rows;
+    long first = r->left < 0 ? -r->left : 0; /* the input columns that land inside the row */
+    long last = r->wp - r->left < r->w ? r->wp - r->left : r->w;
     for (long ch = 0; ch < channels; ch++) {
         memset(dst + ch * stride, 0, r->plane * sizeof(REAL));
         for (long y = 0; y < r->h; y++) {
-            long py = y + r->top;
-            if (py < 0 || py >= rows) continue;
-            const REAL *s = src + (ch * r->h + y) * r->w;
-            const REAL *m = mask ? mask + (ch * r->h + y) * r->w : NULL;
-            REAL *d = dst + ch * stride + py * r->wp;
-            for (long x = 0; x < r->w; x++) {
-                long px = x + r->left;
-                if (px >= 0 && px < r->wp) d[px] = (m && !(m[x] > 0)) ? 0 : s[x];
-            }
+            long py = y + r->top, at = (ch * r->h + y) * r->w + first;
+            if (py < 0 || py >= r->rows || first >= last) continue;
+            vec unused = broadcast(0);
+            copy_masked(dst + ch * stride + py * r->wp + first + r->left, src + at, mask ? mask + at : NULL,
+                        last - first, &unused);
         }
     }
 }
@@ -255,19 +270,16 @@ int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL
 static void gradient_rows(const Rows *r, const REAL *g, const REAL *mask, REAL *rows, long stride,
                           REAL *bias_sums) {
     for (long o = 0; o < r->blocks * r->cb; o++) {
-        REAL *d = rows + o * stride, total = 0;
+        REAL *d = rows + o * stride;
         memset(d, 0, r->plane * sizeof(REAL));
         if (o >= r->co) continue;
+        vec sums = broadcast(0);
+        REAL rest = 0;
         for (long oy = 0; oy < r->oh; oy++) {
-            const REAL *s = g + (o * r->oh + oy) * r->ow;
-            const REAL *m = mask ? mask + (o * r->oh + oy) * r->ow : NULL;
-            for (long ox = 0; ox < r->ow; ox++) {
-                REAL v = (m && !(m[ox] > 0)) ? 0 : s[ox];
-                d[oy * r->wp + ox] = v;
-                total += v;
-            }
+            long at = (o * r->oh + oy) * r->ow;
+            rest += copy_masked(d + oy * r->wp, g + at, mask ? mask + at : NULL, r->ow, &sums);
         }
-        bias_sums[o] += total;
+        bias_sums[o] += sum_lanes(sums) + rest;
     }
 }
 
