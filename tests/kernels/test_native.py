@@ -50,6 +50,7 @@ CONV_CASES = [
     ((2, 16, 8, 8), (16, 16, 3, 3), 1),  # ResNet 3x3
     ((1, 3, 7, 11), (5, 3, 3, 3), 1),  # one image, non-square, 5 filters
     ((2, 2, 9, 6), (3, 2, 2, 4), "same"),  # even kernel: one more zero at the bottom and right
+    ((1, 2, 5, 7), (3, 2, 3, 2), "same"),  # kernel width 2: no zero on the left, one on the right
     ((2, 3, 6, 5), (7, 3, 3, 2), (4, 3)),  # padding beyond the kernel: zero rows of g cropped away
     ((2, 4, 5, 5), (9, 4, 1, 1), 0),  # 1x1
     ((1, 2, 12, 12), (3, 2, 7, 7), 3),  # 7x7

@@ -2,11 +2,14 @@
    im2col matrix.
 
    The full-row layout. Each image's input planes are copied, with their zero padding, into
-   planes wp = oW + kW - 1 values wide. Output (oy, ox) then sits at position p = oy*wp + ox of a
-   "full row" of oH*wp positions, and kernel tap (ky, kx) reads the padded plane at p + ky*wp + kx:
-   the same shift for every output. So one tap is one multiply-add of a contiguous run of the
-   plane into a contiguous run of outputs, and the runs vectorize. Positions with ox >= oW are
-   computed and thrown away (kW - 1 of every wp).
+   planes wp values wide. Output (oy, ox) then sits at position p = oy*wp + ox of a "full row"
+   of oH*wp positions, and kernel tap (ky, kx) reads the padded plane at p + ky*wp + kx: the same
+   shift for every output. So one tap is one multiply-add of a contiguous run of the plane into a
+   contiguous run of outputs, and the runs vectorize. Positions with ox >= oW are computed and
+   thrown away. At stride 1 neighbouring rows share their padding: a row is W + max(left, right)
+   wide (not W + left + right = oW + kW - 1), and a tap that runs past a row's end reads the next
+   row's left zeros, which stand for this row's right ones; fewer positions are thrown away.
+   A strip of outputs skips the kernel rows that read only padding rows.
 
    Blocking. The forward pass keeps cb output channels x sv vectors of positions (a strip) in
    registers while it walks every input channel and tap, so each loaded input vector feeds cb
@@ -41,7 +44,7 @@
    hold channels; cb output channels per register block. */
 typedef struct {
     long n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb;
-    long wp;     /* padded row width, (oW - 1) * sw + kW */
+    long wp;     /* padded row width: (oW - 1) * sw + kW, or W + max(left, right) at stride 1 */
     long rows;   /* padded rows, (oH - 1) * sh + kH */
     long length; /* full-row positions per image, oH * wp rounded up to a whole strip */
     long plane;  /* one padded input plane, with room for the furthest read of the last strip or tile */
@@ -52,6 +55,9 @@ static Rows rows_of(long n, long c, long h, long w, long co, long kh, long kw, l
                     long ow, long sh, long sw, long cb, long strip) {
     Rows r = {n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb, 0, 0, 0, 0, 0};
     r.wp = (ow - 1) * sw + kw;
+    long right = r.wp - w - left; /* zeros after each input row */
+    if (sw == 1 && left >= 0 && right >= 0 && (left < right ? left : right) < kw)
+        r.wp = w + (left > right ? left : right); /* rows share their padding: see the top of the file */
     r.rows = (oh - 1) * sh + kh;
     r.length = round_up(oh * r.wp, strip);
     long furthest = r.length + (kh - 1) * r.wp > r.rows * r.wp ? r.length + (kh - 1) * r.wp : r.rows * r.wp;
@@ -117,12 +123,20 @@ static inline __attribute__((always_inline)) void correlate_block(const Rows *r,
                                                                   int cb, int sv) {
     long taps = kh * kw;
     for (long p = 0; p < r->length; p += sv * VL) {
+        /* the kernel rows that reach an input row from this strip's output rows: the others
+           read only zero padding (the input gradient's 'full' padding has much of it) */
+        long first_row = p / r->wp, last_row = (p + sv * VL - 1) / r->wp;
+        long ky_first = r->top - last_row, ky_last = r->top + r->h - 1 - first_row;
         vec acc[MAX_CB][MAX_SV];
         for (int j = 0; j < cb; j++)
             for (int s = 0; s < sv; s++) acc[j][s] = broadcast(0);
         for (long ci = 0; ci < r->c; ci++) {
             const REAL *wt = packed + ci * taps * cb;
             for (long ky = 0; ky < kh; ky++) {
+                if (ky < ky_first || ky > ky_last) {
+                    wt += kw * cb;
+                    continue;
+                }
                 const REAL *x = planes + ci * r->plane + ky * r->wp + p;
                 for (long kx = 0; kx < kw; kx++, wt += cb) {
                     vec xv[MAX_SV];
