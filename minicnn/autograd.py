@@ -199,7 +199,7 @@ def _run_backward(root: Function, grad, retain_graph: bool) -> None:
         for parent, shape, g in zip(fn.parents, fn.input_shapes, grads):
             if parent is None or g is None:
                 continue
-            if tuple(g.shape) != shape:
+            if g.shape != shape:
                 raise RuntimeError(f"{fn.name}.backward returned a gradient of shape {tuple(g.shape)} for an input of shape {shape}")
             if isinstance(parent, Tensor):
                 parent._accumulate(g)
@@ -232,18 +232,12 @@ class Function:
         tensors = [x for x in inputs if isinstance(x, Tensor)]
         if not tensors:
             raise TypeError(f"{self.name}: needs at least one Tensor input")
-        target = tensors[0].device
-        for other in tensors[1:]:
-            if other.device != target:
-                raise DeviceError(
-                    f"{self.name}: inputs are on different devices ({target} and {other.device}); "
-                    "move them to one device with .to(...)"
-                )
         like = tensors[0].data
-        arrays = [_as_array(x, like) for x in inputs]
-        self.needs_input_grad = tuple(
-            _grad_enabled and isinstance(x, Tensor) and x.requires_grad for x in inputs
-        )
+        if len(tensors) > 1 and not all(type(x.data) is np.ndarray for x in tensors):  # all NumPy: all on the CPU
+            _check_same_device(self.name, tensors)
+        arrays = [x.data if isinstance(x, Tensor) else _as_array(x, like) for x in inputs]
+        needs = [_grad_enabled and isinstance(x, Tensor) and x.requires_grad for x in inputs]
+        self.needs_input_grad = tuple(needs)
         if _debug_level:
             log.debug("%s%s", self.name, tuple(getattr(a, "shape", a) for a in arrays))
         output = self.forward(*arrays)
@@ -252,13 +246,11 @@ class Function:
         if _debug_level >= 2:
             _check_finite(self.name, output, arrays)
         result = Tensor(output)
-        if any(self.needs_input_grad):
+        if any(needs):
             result.requires_grad = True
             result.creator = self
-            self.parents = tuple(
-                (x.creator or x) if need else None for x, need in zip(inputs, self.needs_input_grad)
-            )
-            self.input_shapes = tuple(getattr(a, "shape", ()) for a in arrays)
+            self.parents = tuple([(x.creator or x) if need else None for x, need in zip(inputs, needs)])
+            self.input_shapes = tuple([getattr(a, "shape", ()) for a in arrays])
             self.released = False
         else:
             self.saved = ()
@@ -278,6 +270,16 @@ class Function:
 
     def backward(self, grad_output):
         raise NotImplementedError(f"{self.name} has no backward: it is not differentiable")
+
+
+def _check_same_device(name: str, tensors: list) -> None:
+    target = tensors[0].device
+    for other in tensors[1:]:
+        if other.device != target:
+            raise DeviceError(
+                f"{name}: inputs are on different devices ({target} and {other.device}); "
+                "move them to one device with .to(...)"
+            )
 
 
 def _as_array(value, like):

@@ -51,7 +51,8 @@ def device(spec: str | Device | None = None) -> Device:
 
 
 def _is_cupy_array(array) -> bool:
-    return type(array).__module__.split(".")[0] == "cupy"
+    kind = type(array)
+    return kind is not np.ndarray and kind.__module__.partition(".")[0] == "cupy"  # NumPy's first: the usual case
 
 
 def get_array_module(*arrays):

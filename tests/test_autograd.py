@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -248,11 +249,19 @@ def test_cuda_with_cupy_but_no_gpu_is_a_clear_error():
         mc.tensor([1.0], device="cuda")
 
 
-def test_mixing_devices_names_op_and_devices(monkeypatch):
-    # No GPU here: make one tensor report another device, which is all the check looks at.
-    x, other = mc.tensor([1.0]), mc.tensor([1.0])
-    real = mc.Tensor.device
-    monkeypatch.setattr(mc.Tensor, "device", property(lambda t: mc.device("cuda:1") if t is other else real.fget(t)))
+class FakeGpuArray(np.ndarray):
+    """An array whose type says it is CuPy's, on GPU 1: all that backend.device_of reads."""
+
+    device = SimpleNamespace(id=1)
+
+
+FakeGpuArray.__module__ = "cupy"
+
+
+def test_mixing_devices_names_op_and_devices():
+    # No GPU here: one tensor holds an array that reports another device.
+    x, other = mc.tensor([1.0]), mc.Tensor(np.ones(1).view(FakeGpuArray))
+    assert other.device == mc.device("cuda:1")
     with pytest.raises(mc.DeviceError, match=r"Add: inputs are on different devices \(cpu and cuda:1\)"):
         x + other
 

@@ -7,6 +7,10 @@ import numbers
 
 def pair(value, name: str = "value") -> tuple[int, int]:
     """An int (Python's or NumPy's) or a pair of ints as (height, width)."""
+    if type(value) is int:  # the usual cases first: the ABC checks below cost a microsecond each
+        return (value, value)
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value
     if isinstance(value, numbers.Integral):
         return (int(value), int(value))
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, numbers.Integral) for v in value):

@@ -62,8 +62,9 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         output = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            hook(self, args, output)
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                hook(self, args, output)
         return output
 
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:
