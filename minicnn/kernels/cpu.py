@@ -154,6 +154,19 @@ def add(a, b):
     return a + b
 
 
+def momentum_step(param, grad, buffer, lr: float, momentum: float, dampening: float) -> None:
+    """SGD's momentum update, in place: buffer = momentum * buffer + (1 - dampening) * grad, then
+    param -= lr * buffer. One pass in the C kernels where they serve the three arrays (one dtype,
+    contiguous), else NumPy's in-place operations."""
+    same = param.dtype == grad.dtype == buffer.dtype and param.shape == grad.shape
+    if same and param.flags.c_contiguous and grad.flags.c_contiguous and has_c_kernels(param.dtype):
+        native.momentum_step(param, grad, buffer, lr, momentum, dampening)
+        return
+    buffer *= momentum
+    buffer += (1 - dampening) * grad if dampening else grad
+    param -= lr * buffer
+
+
 def relu(x):
     """max(x, 0) (NaN kept), one pass."""
     return native.relu_forward(np.ascontiguousarray(x)).reshape(x.shape)  # a 0-d array comes back 0-d

@@ -123,6 +123,14 @@ def add(a, b):
     return a + b
 
 
+def momentum_step(param, grad, buffer, lr: float, momentum: float, dampening: float) -> None:
+    """SGD's momentum update, in place (CuPy's element-wise kernels): buffer = momentum * buffer +
+    (1 - dampening) * grad, then param -= lr * buffer."""
+    buffer *= momentum
+    buffer += (1 - dampening) * grad if dampening else grad
+    param -= lr * buffer
+
+
 def has_c_kernels(dtype) -> bool:
     """No batch-norm or ReLU kernels here: functional's CuPy expressions serve the GPU."""
     return False

@@ -62,6 +62,7 @@ SIGNATURES = {
     "relu_forward": [_pointer] * 2 + [_long],
     "relu_backward": [_pointer] * 3 + [_long],
     "add": [_pointer] * 3 + [_long],
+    "momentum_step": [_pointer] * 3 + [_long] + [ctypes.c_double] * 3,
 }
 
 
@@ -362,3 +363,9 @@ def add(a, b):
     _check(library(a.dtype).add(_address(a), _address(b), _address(out), a.size), "add")
     return out
 
+
+def momentum_step(param, grad, buffer, lr: float, momentum: float, dampening: float) -> None:
+    """In place: buffer = momentum * buffer + (1 - dampening) * grad, then param -= lr * buffer;
+    three contiguous arrays of one shape and dtype."""
+    _check(library(param.dtype).momentum_step(_address(param), _address(grad), _address(buffer), param.size, lr,
+                                              momentum, dampening), "momentum_step")

@@ -3,6 +3,7 @@ PyTorch's rules, so hyperparameters tuned there carry over unchanged."""
 
 from __future__ import annotations
 
+from minicnn.kernels import kernels_for
 from minicnn.optim.optimizer import Optimizer
 
 
@@ -42,6 +43,9 @@ class SGD(Optimizer):
             buffer = state.get("momentum_buffer")
             if buffer is None:
                 buffer = state["momentum_buffer"] = xp.array(grad, copy=True)
+            elif not group["nesterov"]:  # the usual case: buffer and parameter in one pass
+                kernels_for(param).momentum_step(param, grad, buffer, group["lr"], momentum, group["dampening"])
+                return
             else:
                 buffer *= momentum
                 buffer += (1 - group["dampening"]) * grad if group["dampening"] else grad

@@ -263,6 +263,27 @@ def test_relu_matches_numpy_kernels(monkeypatch, rng, dtype, size):
     assert ours[1][4] == 0 or x[4] > 0
 
 
+@pytest.mark.parametrize("size", [6, 16 * 16384 * 4 + 5])  # a bias; a layer's weights over four blocks (threads)
+@pytest.mark.parametrize("dampening", [0.0, 0.25])
+def test_momentum_step_matches_numpy(monkeypatch, rng, dtype, size, dampening):
+    """SGD's momentum update in one C pass: buffer and parameter as NumPy's in-place steps give
+    them (to rounding: the C pass may fuse a multiply and an add)."""
+    param, grad, buffer = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+
+    def step():
+        p, b = param.copy(), buffer.copy()
+        for _ in range(3):
+            cpu.momentum_step(p, grad, b, lr=0.05, momentum=0.9, dampening=dampening)
+        return p, b
+
+    ours = step()
+    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    reference = step()
+    tolerance = 1e-12 if dtype == np.float64 else 1e-6
+    for got, want in zip(ours, reference):
+        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+
+
 def test_add_of_large_arrays_is_exact_and_small_or_broadcast_ones_keep_to_numpy(rng, dtype):
     a, b = rng.standard_normal((2, 3, 150, 150)).astype(dtype), rng.standard_normal((2, 3, 150, 150)).astype(dtype)
     assert a.size >= cpu.C_ADD_MIN_SIZE

@@ -1,4 +1,5 @@
-/* Element-wise passes on the CPU: ReLU forward and backward, and addition, a vector at a time.
+/* Element-wise passes on the CPU: ReLU forward and backward, addition, and SGD's momentum step,
+   a vector at a time.
 
    Lane-wise masks instead of a branch on each sign; NaN passes forward (NaN < 0 is false, as
    NumPy's maximum keeps it), and the gradient is g where y > 0, else 0 (PyTorch's rule). OpenMP
@@ -40,6 +41,26 @@ int add(const REAL *a, const REAL *b, REAL *out, long count) {
         long stop = start + BLOCK < count ? start + BLOCK : count, i = start;
         for (; i + VL <= stop; i += VL) store(out + i, load(a + i) + load(b + i));
         for (; i < stop; i++) out[i] = a[i] + b[i];
+    }
+    return 0;
+}
+
+/* SGD with momentum, one pass over a parameter's count values in PyTorch's order: the buffer
+   b = momentum * b + (1 - dampening) * g, then p = p - lr * b. In place on p and b. */
+int momentum_step(REAL *p, const REAL *g, REAL *b, long count, double lr, double momentum, double dampening) {
+    REAL rate = (REAL)lr, keep = (REAL)momentum, scale = (REAL)(1 - dampening);
+#pragma omp parallel for schedule(static) if (count > 4 * BLOCK)
+    for (long start = 0; start < count; start += BLOCK) {
+        long stop = start + BLOCK < count ? start + BLOCK : count, i = start;
+        for (; i + VL <= stop; i += VL) {
+            vec v = broadcast(keep) * load(b + i) + broadcast(scale) * load(g + i);
+            store(b + i, v);
+            store(p + i, load(p + i) - broadcast(rate) * v);
+        }
+        for (; i < stop; i++) {
+            b[i] = keep * b[i] + scale * g[i];
+            p[i] -= rate * b[i];
+        }
     }
     return 0;
 }
