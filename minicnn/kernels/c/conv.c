@@ -446,6 +446,57 @@ static void weight_grad_channels_image(const Rows *r, const REAL *planes, const 
 #undef BLOCKS
 }
 
+/* rows[i][l] <-> rows[l][i]: a VL x VL block transposed in registers, in log2(VL) rounds; the
+   round of step s swaps the off-diagonal s x s blocks of every 2s x 2s block, with one pair of
+   two-row permutations per pair of rows s apart. */
+static inline __attribute__((always_inline)) void transpose_block(vec rows[VL]) {
+#pragma GCC unroll 4
+    for (long s = VL / 2; s >= 1; s /= 2) {
+        mask low, high;
+        for (long l = 0; l < VL; l++) {
+            low[l] = (l / s) % 2 == 0 ? l : VL + l - s;
+            high[l] = (l / s) % 2 == 0 ? l + s : VL + l;
+        }
+#pragma GCC unroll 16
+        for (long base = 0; base < VL; base += 2 * s)
+#pragma GCC unroll 16
+            for (long i = base; i < base + s; i++) {
+                vec a = rows[i], b = rows[i + s];
+                rows[i] = permute(a, b, low);
+                rows[i + s] = permute(a, b, high);
+            }
+    }
+}
+
+/* One image's gradient g (co, positions) -> gt (positions, co), where mask > 0 (everywhere
+   without a mask), else 0; each channel's sum added to bias_sums (co,). co is a multiple of VL:
+   VL x VL blocks go through registers, and a last part of fewer than VL positions one by one. */
+static void transpose_gradient(const REAL *g, const REAL *mask, REAL *gt, long co, long positions,
+                               REAL *bias_sums) {
+    long q0 = 0;
+    for (; q0 + VL <= positions; q0 += VL)
+        for (long o0 = 0; o0 < co; o0 += VL) {
+            vec rows[VL], total = broadcast(0);
+            for (long o = 0; o < VL; o++) {
+                long at = (o0 + o) * positions + q0;
+                rows[o] = load(g + at);
+                if (mask) rows[o] = blend(load(mask + at) > 0, rows[o], broadcast(0));
+            }
+            transpose_block(rows);
+            for (long t = 0; t < VL; t++) {
+                store(gt + (q0 + t) * co + o0, rows[t]);
+                total += rows[t];
+            }
+            store(bias_sums + o0, load(bias_sums + o0) + total);
+        }
+    for (long o = 0; o < co; o++)
+        for (long q = q0; q < positions; q++) {
+            REAL v = (mask && !(mask[o * positions + q] > 0)) ? 0 : g[o * positions + q];
+            gt[q * co + o] = v;
+            bias_sums[o] += v;
+        }
+}
+
 /* conv_weight_grad with the lanes over output channels (co a multiple of VL; kW 1, 3 or 5): g is
    transposed per image to (positions, co), and each output position loads one vector of it. */
 static int weight_grad_channels(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c,
@@ -472,16 +523,7 @@ static int weight_grad_channels(const REAL *x, const REAL *g, const REAL *mask, 
         for (long i = 0; i < n; i++) {
             if (failed) continue;
             pad_planes(&r, c, x + i * c * h * w, NULL, planes, r.plane);
-            const REAL *gi = g + i * per_image, *mi = mask ? mask + i * per_image : NULL;
-            for (long o = 0; o < co; o++) {
-                REAL total = 0;
-                for (long q = 0; q < oh * ow; q++) {
-                    REAL v = (mi && !(mi[o * oh * ow + q] > 0)) ? 0 : gi[o * oh * ow + q];
-                    gt[q * co + o] = v;
-                    total += v;
-                }
-                bias_sums[o] += total;
-            }
+            transpose_gradient(g + i * per_image, mask ? mask + i * per_image : NULL, gt, co, oh * ow, bias_sums);
             weight_grad_channels_image(&r, planes, gt, sums);
         }
         if (!failed) {
