@@ -16,9 +16,9 @@ Where the results can differ from the NumPy kernels' beyond rounding: an infinit
 value can make more of a weight gradient NaN (the lanes over positions multiply a neighbouring
 input by a zero gradient, and 0 * inf is NaN), and ReLU may keep the sign of a -0.0.
 
-Nothing here is required: with no C compiler (or MINICNN_NATIVE=0) `library()` is None and the
-CPU keeps to the NumPy kernels, which compute the same values; a failed build warns once, with
-the compiler's message. Every function takes C-contiguous arrays of one dtype (float32/float64)
+Nothing here is required: with no C compiler (or MINICNN_NATIVE=0 in the environment the process
+starts with) `library()` is None and the CPU keeps to the NumPy kernels, which compute the same
+values; a failed build warns once, with the compiler's message. Every function takes C-contiguous arrays of one dtype (float32/float64)
 and a `Window` for its geometry, as the other kernel modules do.
 """
 
@@ -70,8 +70,10 @@ class NativeBuildWarning(UserWarning):
     """The C kernels could not be built; the CPU runs the NumPy kernels instead."""
 
 
+@functools.cache
 def enabled() -> bool:
-    """False when MINICNN_NATIVE=0: keep to the NumPy kernels (to read them, or to compare)."""
+    """False when MINICNN_NATIVE=0: keep to the NumPy kernels (to read them, or to compare). Read
+    once, on the first call (every op asks, through library()), as the libraries are loaded once."""
     return os.environ.get("MINICNN_NATIVE", "1") != "0"
 
 

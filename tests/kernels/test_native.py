@@ -1,14 +1,17 @@
 """minicnn.kernels.native: the C kernels against the NumPy kernels, their build and cache, and the
 fallback when they cannot be built.
 
-The reference is the same op with MINICNN_NATIVE=0 (im2col + BLAS, offset-slab pooling), which
+The reference is the same op with the C kernels switched off (as MINICNN_NATIVE=0 does: im2col +
+BLAS, offset-slab pooling), which
 the functional tests check against PyTorch and finite differences; here every layer shape that
 stresses the C code's blocking (channels not a multiple of its block, rows not a multiple of its
 strip, padding beyond the kernel, one image) must agree with it in float64 to rounding.
 """
 
+import os
 import shutil
 import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -43,6 +46,19 @@ def conv_and_grads(x, weight, bias, padding, activation, stride=1):
     return y.data, xt.grad.data, wt.grad.data, None if bt is None else bt.grad.data
 
 
+def test_minicnn_native_0_keeps_to_the_numpy_kernels(monkeypatch):
+    """The switch the comparisons below rely on: MINICNN_NATIVE=0 when the process starts, or
+    native.enabled() patched to False in this one."""
+    code = ("import numpy as np; from minicnn.kernels import native, cpu; "
+            "print(native.library(np.float64), cpu.has_c_kernels(np.float64))")
+    env = {**os.environ, "MINICNN_NATIVE": "0"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["None", "False"]
+    assert cpu.has_c_kernels(np.float64)
+    monkeypatch.setattr(native, "enabled", lambda: False)
+    assert not cpu.has_c_kernels(np.float64)
+
+
 # (x shape, weight shape, padding)
 CONV_CASES = [
     ((4, 1, 28, 28), (6, 1, 5, 5), 2),  # LeNet C1: 6 filters, one and a half blocks of 4
@@ -69,7 +85,7 @@ def test_conv_matches_numpy_kernels(monkeypatch, rng, x_shape, w_shape, padding,
     window = cpu.Window.over(x_shape, w_shape[2:], (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
     assert cpu.uses_direct_conv(window, 1, w_shape[0], np.float64)
     ours = conv_and_grads(x, weight, bias, padding, activation)
-    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    monkeypatch.setattr(native, "enabled", lambda: False)
     assert not cpu.uses_direct_conv(window, 1, w_shape[0], np.float64)
     reference = conv_and_grads(x, weight, bias, padding, activation)
     for name, got, want in zip(("y", "gx", "gw", "gb"), ours, reference):
@@ -111,7 +127,7 @@ def test_conv_float32_paths(rng, x_shape, w_shape, padding, activation):
     bias = rng.standard_normal(w_shape[0]).astype(np.float32)
     ours = conv_and_grads(x, weight, bias, padding, activation)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MINICNN_NATIVE", "0")
+        patch.setattr(native, "enabled", lambda: False)
         exact = conv_and_grads(*(a.astype(np.float64) for a in (x, weight, bias)), padding, activation)
     for name, got, want in zip(("y", "gx", "gw", "gb"), ours, exact):
         assert got.dtype == np.float32, name
@@ -143,7 +159,7 @@ def test_strided_conv_matches_numpy_kernels(monkeypatch, rng, dtype_name, x_shap
     x, weight = rng.standard_normal(x_shape).astype(dtype_name), rng.standard_normal(w_shape).astype(dtype_name)
     bias = rng.standard_normal(w_shape[0]).astype(dtype_name)
     ours = conv_and_grads(x, weight, bias, padding, activation, stride)
-    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    monkeypatch.setattr(native, "enabled", lambda: False)
     reference = conv_and_grads(x, weight, bias, padding, activation, stride)
     tolerance = 1e-12 if dtype_name == "float64" else 1e-4
     for name, got, want in zip(("y", "gx", "gw", "gb"), ours, reference):
@@ -189,7 +205,7 @@ def test_max_pool_matches_numpy_kernels(monkeypatch, rng, dtype, shape, kernel, 
         return y.data, xt.grad.data
 
     ours = pool_and_grad()
-    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    monkeypatch.setattr(native, "enabled", lambda: False)
     reference = pool_and_grad()
     np.testing.assert_array_equal(ours[0], reference[0])  # the same cell wins: exact
     np.testing.assert_array_equal(ours[1], reference[1])
@@ -232,7 +248,7 @@ def norm_and_grads(x, training, affine, dtype):
 def test_batch_norm_matches_numpy_kernels(monkeypatch, rng, dtype, shape, training, affine):
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
     ours = norm_and_grads(x, training, affine, dtype)
-    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    monkeypatch.setattr(native, "enabled", lambda: False)
     reference = norm_and_grads(x, training, affine, dtype)
     tolerance = 1e-10 if dtype == np.float64 else 2e-4
     for name, got, want in zip(("y", "running_mean", "running_var", "gx", "gw", "gb"), ours, reference):
@@ -256,7 +272,7 @@ def test_relu_matches_numpy_kernels(monkeypatch, rng, dtype, size):
         return y.data, xt.grad.data
 
     ours = run()
-    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    monkeypatch.setattr(native, "enabled", lambda: False)
     reference = run()
     np.testing.assert_array_equal(ours[0], reference[0])
     np.testing.assert_array_equal(ours[1], reference[1])
@@ -277,7 +293,7 @@ def test_momentum_step_matches_numpy(monkeypatch, rng, dtype, size, dampening):
         return p, b
 
     ours = step()
-    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    monkeypatch.setattr(native, "enabled", lambda: False)
     reference = step()
     tolerance = 1e-12 if dtype == np.float64 else 1e-6
     for got, want in zip(ours, reference):
@@ -311,7 +327,7 @@ def test_weight_gradient_ignores_what_earlier_calls_left_in_scratch_memory(monke
         return wt.grad.data
 
     ours = weight_grad()
-    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    monkeypatch.setattr(native, "enabled", lambda: False)
     reference = weight_grad()
     assert np.isfinite(ours).all()
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
@@ -392,7 +408,7 @@ def test_a_compiler_that_fails_is_reported(rebuild, monkeypatch):
 
 
 def test_minicnn_native_0_keeps_to_numpy(monkeypatch):
-    monkeypatch.setenv("MINICNN_NATIVE", "0")
+    monkeypatch.setattr(native, "enabled", lambda: False)
     assert native.library(np.float32) is None
 
 
