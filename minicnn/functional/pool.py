@@ -76,8 +76,10 @@ class AdaptiveAvgPool2d(Function):
     """Average into a fixed output grid whatever the input size.
 
     Output cell i along an axis of length L averages input positions floor(i*L/o) to
-    ceil((i+1)*L/o) - 1 (PyTorch's bins). That is a linear map per axis, so
-    y = P_h @ x @ P_w^T with P the (o, L) averaging matrices, and the gradient is P_h^T g P_w.
+    ceil((i+1)*L/o) - 1 (PyTorch's bins). That is a linear map per axis, y = P_h @ x @ P_w^T with
+    P the (o, L) averaging matrices, so one matrix K = (P_h kron P_w)^T, (H*W, oH*oW), maps every
+    flattened (n, c) plane at once: y = x (N*C, H*W) @ K and gx = g (N*C, oH*oW) @ K^T, one BLAS
+    product each way (global pooling: K is a column of 1/(H*W)).
     """
 
     def __init__(self, output_size):
@@ -85,12 +87,18 @@ class AdaptiveAvgPool2d(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        self.rows = xp.asarray(_bin_matrix(x.shape[2], self.output_size[0]), dtype=x.dtype)
-        self.columns = xp.asarray(_bin_matrix(x.shape[3], self.output_size[1]), dtype=x.dtype)
-        return self.rows @ x @ self.columns.T
+        n, c, h, w = x.shape
+        rows, columns = _bin_matrix(h, self.output_size[0]), _bin_matrix(w, self.output_size[1])
+        self.weights = xp.asarray(np.kron(rows, columns).T, dtype=x.dtype)
+        self.input_shape = x.shape
+        return (x.reshape(n * c, h * w) @ self.weights).reshape(n, c, *self.output_size)
 
     def backward(self, g):
-        return self.rows.T @ g @ self.columns
+        n, c = g.shape[:2]
+        cells = g.reshape(n * c, -1)
+        # one output cell (global pooling): g times a row, broadcast; BLAS takes far longer over one term
+        gx = cells * self.weights.T if cells.shape[1] == 1 else cells @ self.weights.T
+        return gx.reshape(self.input_shape)
 
 
 def _bin_matrix(size: int, out: int) -> np.ndarray:
