@@ -154,10 +154,10 @@ static inline __attribute__((always_inline)) void correlate_block(const Rows *r,
 }
 
 /* Three blockings, each with 3x3 and 5x5 kernels spelled out: 6 channels x 2 vectors where the
-   channels come in sixes (LeNet's 6), 8 x 2 where they come in eights, else 4 x 4. */
+   channels come in sixes (LeNet's 6), 8 x 3 where they come in eights, else 4 x 4. */
 static int in_sixes(long co) { return co % 6 == 0 && co % 4 != 0; }
 static long block_channels(long co) { return in_sixes(co) ? 6 : co % 8 == 0 ? 8 : 4; }
-static long strip_vectors(long cb) { return cb == 4 ? 4 : 2; }
+static long strip_vectors(long cb) { return cb == 4 ? 4 : cb == 8 ? 3 : 2; }
 
 static void correlate(const Rows *r, const REAL *planes, const REAL *packed, REAL *out) {
 #define CORRELATE(cb, sv)                                                               \
@@ -168,7 +168,7 @@ static void correlate(const Rows *r, const REAL *planes, const REAL *packed, REA
     else                                                                                \
         correlate_block(r, planes, packed, out, r->kh, r->kw, cb, sv);
     if (r->cb == 8) {
-        CORRELATE(8, 2)
+        CORRELATE(8, 3)
     } else if (r->cb == 6) {
         CORRELATE(6, 2)
     } else {
