@@ -109,10 +109,14 @@ class Pad(Function):
 
     def forward(self, a):
         xp = get_array_module(a)
-        return xp.pad(a, self.widths, mode="constant", constant_values=self.value)
+        shape = tuple(n + before + after for n, (before, after) in zip(a.shape, self.widths))
+        self.middle = tuple(slice(before, before + n) for n, (before, _) in zip(a.shape, self.widths))
+        out = xp.full(shape, self.value, dtype=a.dtype)  # then one copy into the middle: np.pad's general
+        out[self.middle] = a                             # modes took twice as long
+        return out
 
     def backward(self, g):
-        return g[tuple(slice(before, g.shape[i] - after) for i, (before, after) in enumerate(self.widths))]
+        return g[self.middle]
 
 
 def reshape(a, *shape) -> Tensor:
