@@ -408,12 +408,13 @@ static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask,
    block b: the channels in the lanes, cb x kw sums in registers, every real output visited once. */
 static inline __attribute__((always_inline)) void weight_grad_channels_block(const Rows *r, const REAL *planes,
                                                                              const REAL *gt, REAL *sums, long b,
-                                                                             long ci0, long ky, long kw, int cb) {
+                                                                             long ci0, long ky, long kw, int cb,
+                                                                             long oy0, long oy1) {
     long taps = r->kh * kw;
     vec acc[4][5];
     for (int j = 0; j < cb; j++)
         for (int t = 0; t < kw; t++) acc[j][t] = broadcast(0);
-    for (long oy = 0; oy < r->oh; oy++)
+    for (long oy = oy0; oy < oy1; oy++)
         for (long ox = 0; ox < r->ow; ox++) {
             vec gv = load(gt + (oy * r->ow + ox) * r->co + b * VL);
             const REAL *xr = planes + ci0 * r->plane + (oy * r->sh + ky) * r->wp + ox * r->sw;
@@ -427,15 +428,25 @@ static inline __attribute__((always_inline)) void weight_grad_channels_block(con
         }
 }
 
+/* Output rows per pass of the blocks over gt: about GT_CHUNK_BYTES of it, so the blocks after the
+   first read it from the L1 cache. */
+#define GT_CHUNK_BYTES (16L * 1024)
+
 static void weight_grad_channels_image(const Rows *r, const REAL *planes, const REAL *gt, REAL *sums) {
-#define BLOCKS(kw, cb)                                                                       \
-    for (long b = 0; b < r->co / VL; b++)                                                    \
-        for (long ky = 0; ky < r->kh; ky++) {                                                \
-            long ci0 = 0;                                                                    \
-            for (; ci0 + cb <= r->c; ci0 += cb)                                              \
-                weight_grad_channels_block(r, planes, gt, sums, b, ci0, ky, kw, cb);         \
-            for (; ci0 < r->c; ci0++) weight_grad_channels_block(r, planes, gt, sums, b, ci0, ky, kw, 1); \
-        }
+    long rows = GT_CHUNK_BYTES / (r->ow * r->co * (long)sizeof(REAL));
+    if (rows < 1) rows = 1;
+#define BLOCKS(kw, cb)                                                                                 \
+    for (long oy0 = 0; oy0 < r->oh; oy0 += rows) {                                                     \
+        long oy1 = oy0 + rows < r->oh ? oy0 + rows : r->oh;                                            \
+        for (long b = 0; b < r->co / VL; b++)                                                          \
+            for (long ky = 0; ky < r->kh; ky++) {                                                      \
+                long ci0 = 0;                                                                          \
+                for (; ci0 + cb <= r->c; ci0 += cb)                                                    \
+                    weight_grad_channels_block(r, planes, gt, sums, b, ci0, ky, kw, cb, oy0, oy1);     \
+                for (; ci0 < r->c; ci0++)                                                              \
+                    weight_grad_channels_block(r, planes, gt, sums, b, ci0, ky, kw, 1, oy0, oy1);      \
+            }                                                                                          \
+    }
     if (r->kw == 3) {
         BLOCKS(3, 4)
     } else if (r->kw == 5) {
