@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def machine_info(threads: int) -> dict:
             "cores": os.cpu_count(), "cores_usable": len(os.sched_getaffinity(0)), "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "numpy_blas": {k: blas.get(k) for k in ("name", "version", "openblas configuration") if blas.get(k)},
-            "minicnn": mc.__version__, "torch": None}
+            "minicnn": mc.__version__, "minicnn_commit": source_commit(), "torch": None}
     try:
         import threadpoolctl
 
@@ -37,6 +38,20 @@ def machine_info(threads: int) -> dict:
                          "mkldnn": torch.backends.mkldnn.is_available(),
                          "parallel_info": torch.__config__.parallel_info().strip().splitlines()}
     return info
+
+
+def source_commit() -> str | None:
+    """The git commit the measured minicnn was imported from ("+changes" when its minicnn/ or plugins/
+    differ from it), or None outside a git checkout: which code a result file speaks for."""
+    folder = Path(mc.__file__).parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/minicnn",
+                                  ":/plugins"], cwd=folder, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
 
 
 def default_path(out: Path | None, host: str, date: datetime.date) -> Path:
