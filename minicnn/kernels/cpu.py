@@ -154,17 +154,17 @@ def add(a, b):
     return a + b
 
 
+def fuses_momentum_step(param, grad, buffer) -> bool:
+    """Whether momentum_step serves these arrays: the C kernels built for their dtype, one dtype
+    and shape, C-contiguous (else SGD takes NumPy's in-place steps)."""
+    same = param.dtype == grad.dtype == buffer.dtype and param.shape == grad.shape == buffer.shape
+    return same and param.flags.c_contiguous and grad.flags.c_contiguous and has_c_kernels(param.dtype)
+
+
 def momentum_step(param, grad, buffer, lr: float, momentum: float, dampening: float) -> None:
-    """SGD's momentum update, in place: buffer = momentum * buffer + (1 - dampening) * grad, then
-    param -= lr * buffer. One pass in the C kernels where they serve the three arrays (one dtype,
-    contiguous), else NumPy's in-place operations."""
-    same = param.dtype == grad.dtype == buffer.dtype and param.shape == grad.shape
-    if same and param.flags.c_contiguous and grad.flags.c_contiguous and has_c_kernels(param.dtype):
-        native.momentum_step(param, grad, buffer, lr, momentum, dampening)
-        return
-    buffer *= momentum
-    buffer += (1 - dampening) * grad if dampening else grad
-    param -= lr * buffer
+    """SGD's momentum update in one C pass, in place: buffer = momentum * buffer + (1 - dampening)
+    * grad, then param -= lr * buffer."""
+    native.momentum_step(param, grad, buffer, lr, momentum, dampening)
 
 
 def relu(x):

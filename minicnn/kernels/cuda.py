@@ -123,12 +123,9 @@ def add(a, b):
     return a + b
 
 
-def momentum_step(param, grad, buffer, lr: float, momentum: float, dampening: float) -> None:
-    """SGD's momentum update, in place (CuPy's element-wise kernels): buffer = momentum * buffer +
-    (1 - dampening) * grad, then param -= lr * buffer."""
-    buffer *= momentum
-    buffer += (1 - dampening) * grad if dampening else grad
-    param -= lr * buffer
+def fuses_momentum_step(param, grad, buffer) -> bool:
+    """No fused SGD step here: CuPy's in-place operations serve the GPU."""
+    return False
 
 
 def has_c_kernels(dtype) -> bool:

@@ -18,8 +18,9 @@ input by a zero gradient, and 0 * inf is NaN), and ReLU may keep the sign of a -
 
 Nothing here is required: with no C compiler (or MINICNN_NATIVE=0 in the environment the process
 starts with) `library()` is None and the CPU keeps to the NumPy kernels, which compute the same
-values; a failed build warns once, with the compiler's message. Every function takes C-contiguous arrays of one dtype (float32/float64)
-and a `Window` for its geometry, as the other kernel modules do.
+values; a failed build warns once, with the compiler's message. Every function takes C-contiguous
+arrays of one dtype (float32/float64) and a `Window` for its geometry, as the other kernel
+modules do.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ class SGD(Optimizer):
             buffer = state.get("momentum_buffer")
             if buffer is None:
                 buffer = state["momentum_buffer"] = xp.array(grad, copy=True)
-            elif not group["nesterov"]:  # the usual case: buffer and parameter in one pass
+            elif not group["nesterov"] and kernels_for(param).fuses_momentum_step(param, grad, buffer):
+                # the usual case, in one pass over buffer and parameter
                 kernels_for(param).momentum_step(param, grad, buffer, group["lr"], momentum, group["dampening"])
                 return
             else:

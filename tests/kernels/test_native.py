@@ -20,6 +20,7 @@ import threadpoolctl
 
 import minicnn.functional as F
 from minicnn import Tensor
+from minicnn.optim import SGD
 from minicnn.kernels import cpu, native
 from minicnn.kernels.window import Window
 
@@ -281,20 +282,25 @@ def test_relu_matches_numpy_kernels(monkeypatch, rng, dtype, size):
 
 @pytest.mark.parametrize("size", [6, 16 * 16384 * 4 + 5])  # a bias; a layer's weights over four blocks (threads)
 @pytest.mark.parametrize("dampening", [0.0, 0.25])
-def test_momentum_step_matches_numpy(monkeypatch, rng, dtype, size, dampening):
-    """SGD's momentum update in one C pass: buffer and parameter as NumPy's in-place steps give
-    them (to rounding: the C pass may fuse a multiply and an add)."""
-    param, grad, buffer = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+def test_sgd_momentum_step_matches_numpy(monkeypatch, rng, dtype, size, dampening):
+    """SGD's momentum update in one C pass: parameter and buffer as NumPy's in-place steps give
+    them (to rounding: the C pass may fuse a multiply and an add). The first step only copies the
+    gradient into the buffer; the next ones take the C pass."""
+    start, grad = rng.standard_normal(size).astype(dtype), rng.standard_normal(size).astype(dtype)
 
-    def step():
-        p, b = param.copy(), buffer.copy()
-        for _ in range(3):
-            cpu.momentum_step(p, grad, b, lr=0.05, momentum=0.9, dampening=dampening)
-        return p, b
+    def train():
+        param = Tensor(start.copy(), requires_grad=True)
+        optimizer = SGD([param], lr=0.05, momentum=0.9, dampening=dampening)
+        for _ in range(4):
+            param.grad = Tensor(grad.copy())
+            optimizer.step()
+        return param.data, optimizer.state[param]["momentum_buffer"]
 
-    ours = step()
+    assert cpu.fuses_momentum_step(start, grad, grad)
+    ours = train()
     monkeypatch.setattr(native, "enabled", lambda: False)
-    reference = step()
+    assert not cpu.fuses_momentum_step(start, grad, grad)
+    reference = train()
     tolerance = 1e-12 if dtype == np.float64 else 1e-6
     for got, want in zip(ours, reference):
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
