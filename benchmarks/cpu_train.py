@@ -247,6 +247,9 @@ def timed_row(row: Row, timing: Timing) -> dict:
     ratio = (result["timings"]["torch"]["ms"] / result["timings"]["minicnn"]["ms"]) if torch is not None else None
     met = None if ratio is None else ratio >= row.at_least
     result.update(ratio=ratio, target={"ratio_at_least": row.at_least, "met": met})
+    if torch is not None:  # the same ratio from each framework's fastest window: how much the machine's drift moves it
+        result["ratio_of_fastest_windows"] = (min(result["timings"]["torch"]["windows_ms"])
+                                              / min(result["timings"]["minicnn"]["windows_ms"]))
     return result
 
 
