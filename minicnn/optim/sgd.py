@@ -40,12 +40,12 @@ class SGD(Optimizer):
         if weight_decay != 0:
             grad = grad + weight_decay * param
         if momentum != 0:
-            buffer = state.get("momentum_buffer")
+            buffer, kernels = state.get("momentum_buffer"), kernels_for(param)
             if buffer is None:
                 buffer = state["momentum_buffer"] = xp.array(grad, copy=True)
-            elif not group["nesterov"] and kernels_for(param).fuses_momentum_step(param, grad, buffer):
+            elif not group["nesterov"] and kernels.fuses_momentum_step(param, grad, buffer):
                 # the usual case, in one pass over buffer and parameter
-                kernels_for(param).momentum_step(param, grad, buffer, group["lr"], momentum, group["dampening"])
+                kernels.momentum_step(param, grad, buffer, group["lr"], momentum, group["dampening"])
                 return
             else:
                 buffer *= momentum
