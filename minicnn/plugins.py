@@ -6,10 +6,25 @@ loaded, validated and called on its own, so one that fails to import, has a wron
 a misspelled hook or raises in its hook is recorded as a problem (plugin, distribution, error) and
 every other plugin keeps working. Loading happens once, on first use.
 
+Precedence: a plugin name, and a layer, model or dataset name, belongs to the first plugin that
+claims it, in an order this module sets (never the order pluggy lists hook implementations in):
+first what ships with minicnn (the built-in layers and datasets, then the entry points of the
+distribution `minicnn`, by name), then third-party plugins sorted by plugin name (then distribution
+name). So a third-party plugin can never replace `Conv2d`, `lenet5` or `mnist`, and between two
+third-party plugins the one whose name sorts first keeps a contested name, whatever was installed
+first. The one refused records the problem, naming the plugin that keeps the name.
+
+Any BaseException from a plugin's import or hook counts as that plugin failing: a `sys.exit()`,
+a KeyboardInterrupt (Ctrl-C while a slow plugin imports skips that plugin) or a custom
+BaseException is recorded like an ImportError, instead of ending the program that loads plugins.
+
 Environment:
 - MINICNN_LOAD_PLUGINS: unset loads every installed plugin; empty loads none; "a,b" only these.
 - MINICNN_DISABLE_PLUGINS: "a,b" skips these.
+  A name in either that no installed plugin has is recorded as a problem, with the closest names.
 - MINICNN_STRICT_PLUGINS=1: any plugin problem raises PluginError instead of being recorded.
+- MINICNN_PLUGIN_SLOW_SECONDS (default 2): a plugin still importing after this long gets a
+  SlowPluginWarning naming it and how to skip it (the CLI shows it as one yellow line).
 The built-in layers and datasets are part of the core and always load.
 """
 
@@ -17,23 +32,36 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import math
 import os
+import re
+import threading
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
 import pluggy
 
 from minicnn import __version__, hookspecs
-from minicnn.registry import Entry, Registry, RegistryError
+from minicnn.registry import Entry, Registry, RegistryError, did_you_mean
 
 ENTRY_POINT_GROUP = "minicnn"
+SHIPPED_DISTRIBUTION = "minicnn"  # its entry points keep their names against any third-party plugin
 BUILTIN_PLUGINS = {"layers": "minicnn.builtin_layers", "datasets": "minicnn.builtin_datasets"}  # name -> module
+SLOW_SECONDS = 2.0
 KINDS = ("layers", "models", "datasets")
 _SINGULAR = {"layers": "layer", "models": "model", "datasets": "dataset"}
 
 
 class PluginError(RuntimeError):
     """A plugin could not be loaded or used (raised only with MINICNN_STRICT_PLUGINS=1)."""
+
+
+class SlowPluginWarning(UserWarning):
+    """A plugin is still importing after MINICNN_PLUGIN_SLOW_SECONDS: says which, and how to skip it.
+
+    Issued from a timer thread while the import goes on, so a hanging plugin is named before it ends.
+    """
 
 
 @dataclass
@@ -43,7 +71,7 @@ class PluginInfo:
     name: str
     distribution: str
     version: str
-    status: str = "loaded"  # loaded, disabled or failed
+    status: str = "loaded"  # loaded, disabled, failed, or unknown (named in an env var, not installed)
     hooks: list = field(default_factory=list)
     provides: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
@@ -64,30 +92,41 @@ class PluginSystem:
         wanted = environ.get("MINICNN_LOAD_PLUGINS")
         self.only = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
         self.disabled = {n.strip() for n in environ.get("MINICNN_DISABLE_PLUGINS", "").split(",") if n.strip()}
+        self.slow_seconds = _slow_seconds(environ.get("MINICNN_PLUGIN_SLOW_SECONDS"))
         self.manager = pluggy.PluginManager("minicnn")
         self.manager.add_hookspecs(hookspecs)
         self.registries = {kind: Registry(_SINGULAR[kind]) for kind in KINDS}
-        self.plugins: dict[str, PluginInfo] = {}
+        self.plugins: dict[str, PluginInfo] = {}  # in precedence order: hooks are called in this order
         for plugin_name, module_name in BUILTIN_PLUGINS.items():
-            info = PluginInfo(plugin_name, "minicnn", __version__)
+            info = PluginInfo(plugin_name, SHIPPED_DISTRIBUTION, __version__)
             self._register(info, lambda name=module_name: importlib.import_module(name))
-        for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
-            dist = entry_point.dist
-            info = PluginInfo(
-                entry_point.name,
-                dist.metadata["Name"] if dist is not None else "unknown",
-                dist.version if dist is not None else "unknown",
-            )
-            if not self._wanted(entry_point.name):
+        entry_points = [(PluginInfo(ep.name, *_distribution(ep)), ep)
+                        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+        entry_points.sort(key=lambda found: _precedence(found[0]))
+        for info, entry_point in entry_points:
+            if not self._wanted(info.name):
                 info.status = "disabled"
                 self.plugins.setdefault(info.name, info)
                 continue
             self._register(info, entry_point.load)
         for kind in KINDS:
             self._call_hook(kind)
+        self._check_names(set(BUILTIN_PLUGINS) | {info.name for info, _ in entry_points})
 
     def _wanted(self, name: str) -> bool:
         return name not in self.disabled and (self.only is None or name in self.only)
+
+    def _check_names(self, installed: set) -> None:
+        """Record each name in MINICNN_LOAD_PLUGINS / MINICNN_DISABLE_PLUGINS that no plugin has (a typo
+        would otherwise load or skip nothing, silently), with the closest installed names (or all of them)."""
+        for variable, names in (("MINICNN_LOAD_PLUGINS", self.only or set()), ("MINICNN_DISABLE_PLUGINS", self.disabled)):
+            for name in sorted(names - installed):
+                info = self.plugins.setdefault(name, PluginInfo(name, "not installed", "", status="unknown"))
+                hint = did_you_mean(name, installed) or f" (installed: {', '.join(sorted(installed))})"
+                self._fail(info, f"{variable} names '{name}', but no installed plugin has that name{hint}")
+        for name in sorted(set(BUILTIN_PLUGINS) & self.disabled):
+            self._fail(self.plugins[name], f"MINICNN_DISABLE_PLUGINS names '{name}', but the built-in {name} are part "
+                                           "of minicnn's core and always load")
 
     def _fail(self, info: PluginInfo, message: str) -> None:
         info.errors.append(message)
@@ -97,16 +136,17 @@ class PluginSystem:
     def _register(self, info: PluginInfo, load) -> None:
         """Import one plugin and register it with pluggy, validating its hooks; record failures."""
         if info.name in self.plugins and self.plugins[info.name].status != "disabled":
-            self._fail(info, f"another distribution ({self.plugins[info.name].distribution}) already uses the plugin name '{info.name}'")
+            holder = self.plugins[info.name].distribution
+            self._fail(info, f"refused: another distribution ({holder}) already uses the plugin name '{info.name}' and keeps it")
             info.status = "failed"
             self.plugins[f"{info.name} ({info.distribution})"] = info
             return
         self.plugins[info.name] = info
         try:
-            module = load()
-        except Exception as error:
+            module = self._import(info, load)
+        except BaseException as error:  # sys.exit() and Ctrl-C in a plugin's import fail that plugin only
             info.status = "failed"
-            self._fail(info, f"import failed: {type(error).__name__}: {error}")
+            self._fail(info, f"import failed: {_describe(error)}")
             return
         try:
             self.manager.register(module, name=info.name)
@@ -126,18 +166,33 @@ class PluginSystem:
             info.status = "failed"
             self._fail(info, "defines no hook: decorate its functions with @minicnn.hookimpl")
 
+    def _import(self, info: PluginInfo, load):
+        """`load()`, warning (SlowPluginWarning) if it is still running after `slow_seconds`."""
+        timer = threading.Timer(self.slow_seconds, _warn_slow, (info,))
+        timer.daemon = True
+        timer.start()
+        try:
+            return load()
+        finally:
+            timer.cancel()
+
     def _call_hook(self, kind: str) -> None:
-        """Call every plugin's hook for `kind` on its own; keep its registrations only if it succeeds."""
+        """Call every plugin's hook for `kind` on its own, in precedence order (`self.plugins`' order,
+        not pluggy's), so the first plugin to register a name keeps it; keep a hook's registrations
+        only if it succeeds."""
         caller = getattr(self.manager.hook, f"minicnn_register_{kind}")
-        for impl in reversed(caller.get_hookimpls()):  # pluggy lists them last-registered first
-            info = self.plugins[impl.plugin_name]
+        impls = {impl.plugin_name: impl for impl in caller.get_hookimpls()}
+        for key, info in self.plugins.items():
+            impl = impls.get(key)
+            if impl is None:
+                continue
             collected = []
             register = partial(_collect, collected, kind, info.name)
             try:
                 impl.function(**{arg: register for arg in impl.argnames})
-            except Exception as error:
+            except BaseException as error:
                 info.status = "failed"
-                self._fail(info, f"minicnn_register_{kind} raised {type(error).__name__}: {error}")
+                self._fail(info, f"minicnn_register_{kind} raised {_describe(error)}")
                 continue
             for entry in collected:
                 try:
@@ -149,6 +204,45 @@ class PluginSystem:
 
     def problems(self) -> list[PluginInfo]:
         return [info for info in self.plugins.values() if info.errors]
+
+
+def _distribution(entry_point) -> tuple[str, str]:
+    """(name, version) of the distribution that declares an entry point."""
+    dist = entry_point.dist
+    return (dist.metadata["Name"], dist.version) if dist is not None else ("unknown", "unknown")
+
+
+def _precedence(info: PluginInfo) -> tuple:
+    """Sort key of an installed plugin: minicnn's own entry points first, then by plugin and distribution
+    name, so which plugin keeps a contested name never depends on install order or on pluggy."""
+    shipped = re.sub(r"[-_.]+", "-", info.distribution).lower() == SHIPPED_DISTRIBUTION  # as pip compares names
+    return (not shipped, info.name, info.distribution)
+
+
+def _describe(error: BaseException) -> str:
+    """"ValueError: bad", or just "KeyboardInterrupt" for an exception without a message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _slow_seconds(text: str | None) -> float:
+    """MINICNN_PLUGIN_SLOW_SECONDS as a number of seconds (SLOW_SECONDS when unset)."""
+    if text is None or not text.strip():
+        return SLOW_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"MINICNN_PLUGIN_SLOW_SECONDS must be a positive number of seconds (e.g. 2), got '{text}'")
+    return seconds
+
+
+def _warn_slow(info: PluginInfo) -> None:
+    """Name a plugin whose import is taking long, and the two ways to skip it."""
+    warnings.warn(
+        f"waiting for plugin '{info.name}' (distribution {info.distribution}) to import; Ctrl-C skips it now, "
+        f"MINICNN_DISABLE_PLUGINS={info.name} skips it from now on", SlowPluginWarning,
+    )
 
 
 def _collect(collected: list, kind: str, plugin: str, name: str, target, *, description: str = "",

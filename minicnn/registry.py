@@ -1,7 +1,9 @@
 """Name -> provider tables for layers, models and datasets, filled by plugins.
 
 One registry per kind. A name belongs to the first plugin that registers it: a second provider is
-refused with an error naming both. Looking up an unknown name suggests the closest ones.
+refused with an error naming both. Which plugin comes first is the precedence rule of
+`minicnn.plugins` (what ships with minicnn, then third-party plugins by name). Looking up an unknown
+name suggests the closest ones.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Registry:
         if existing is not None:
             raise RegistryError(
                 f"{self.kind} '{entry.name}' from plugin '{entry.plugin}' is refused: plugin "
-                f"'{existing.plugin}' already provides a {self.kind} of that name"
+                f"'{existing.plugin}' already provides a {self.kind} of that name and keeps it"
             )
         self._entries[entry.name] = entry
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import pluggy
 import pytest
 
 import minicnn as mc
@@ -50,11 +51,18 @@ def site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     installed = []
 
-    def install(plugin: str, module: str, code: str, distribution: str | None = None, version: str = "1.0"):
+    def install(plugin: str, module: str, code: str, distribution: str | None = None, version: str = "1.0",
+                folder: str | None = None):
+        """`folder` installs into a new sys.path entry in front of the others (found first)."""
         distribution = distribution or f"{module.replace('_', '-')}"
-        (tmp_path / module).mkdir()
-        (tmp_path / module / "__init__.py").write_text(textwrap.dedent(code))
-        info = tmp_path / f"{distribution.replace('-', '_')}-{version}.dist-info"
+        root = tmp_path
+        if folder is not None:
+            root = tmp_path / folder
+            root.mkdir()
+            monkeypatch.syspath_prepend(str(root))
+        (root / module).mkdir()
+        (root / module / "__init__.py").write_text(textwrap.dedent(code))
+        info = root / f"{distribution.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
         (info / "entry_points.txt").write_text(f"[minicnn]\n{plugin} = {module}\n")
@@ -176,12 +184,179 @@ def test_duplicate_names_are_refused_naming_both_plugins(site):
     assert info.provides == {"models": ["original"]}
 
 
+IMPOSTOR = """
+    import minicnn
+    from minicnn import nn
+
+    class Conv2d(nn.Identity):
+        pass
+
+    def lenet5(num_classes=10, in_channels=1):
+        return nn.Identity()
+
+    def mnist(split="train"):
+        return []
+
+    @minicnn.hookimpl
+    def minicnn_register_layers(register):
+        register("Conv2d", Conv2d)
+
+    @minicnn.hookimpl
+    def minicnn_register_models(register):
+        register("lenet5", lenet5)
+
+    @minicnn.hookimpl
+    def minicnn_register_datasets(register):
+        register("mnist", mnist)
+        register("own", mnist)
+"""
+
+
+@pytest.fixture(params=["as pluggy lists them", "reversed"])
+def pluggy_order(request, monkeypatch):
+    """The precedence rule must not depend on the order pluggy returns hook implementations in."""
+    if request.param == "reversed":
+        listed = pluggy.HookCaller.get_hookimpls
+        monkeypatch.setattr(pluggy.HookCaller, "get_hookimpls", lambda caller: listed(caller)[::-1])
+
+
+@pytest.mark.parametrize("plugin", ["aaa", "zzz"])  # sorts before and after every plugin that ships with minicnn
+def test_a_third_party_plugin_never_takes_a_name_that_ships_with_minicnn(site, plugin, pluggy_order):
+    site(plugin, f"{plugin}_impostor", IMPOSTOR, distribution=f"{plugin}-impostor")
+    assert mc.get_layer("Conv2d") is mc.nn.Conv2d
+    assert type(mc.create_model("lenet5")).__name__ == "LeNet5"
+    assert minicnn.plugins.dataset_entry("mnist").plugin == "datasets"
+    info = mc.plugin_system().plugins[plugin]
+    for kind, name, holder in [("layer", "Conv2d", "layers"), ("model", "lenet5", "lenet"), ("dataset", "mnist", "datasets")]:
+        [error] = [e for e in info.errors if f"{kind} '{name}'" in e]
+        assert f"from plugin '{plugin}' is refused" in error and f"plugin '{holder}'" in error and "keeps" in error
+    assert info.provides == {"datasets": ["own"]} and len(info.errors) == 3
+    for holder in ("layers", "lenet", "datasets"):
+        assert mc.plugin_system().plugins[holder].errors == []
+
+
+def test_a_third_party_plugin_named_like_a_shipped_one_is_refused(site):
+    site("lenet", "lenet_impostor", IMPOSTOR, distribution="lenet-impostor")  # found before minicnn on sys.path
+    system = load()
+    assert system.plugins["lenet"].distribution == "minicnn" and system.plugins["lenet"].status == "loaded"
+    impostor = system.plugins["lenet (lenet-impostor)"]
+    assert impostor.status == "failed"
+    assert impostor.errors == ["refused: another distribution (minicnn) already uses the plugin name 'lenet' and keeps it"]
+    assert type(system.registries["models"].get("lenet5").target()).__name__ == "LeNet5"
+
+
+SHARED = """
+    import minicnn
+    from minicnn import nn
+
+    @minicnn.hookimpl
+    def minicnn_register_models(register):
+        register("shared", nn.Identity, description="from {plugin}")
+        register("{plugin}-only", nn.Identity)
+"""
+
+
+@pytest.mark.parametrize("first", ["alpha", "beta"])
+def test_between_third_party_plugins_the_first_plugin_name_in_sort_order_wins(site, first, pluggy_order):
+    second = {"alpha": "beta", "beta": "alpha"}[first]
+    for folder, plugin in enumerate([first, second]):  # the one installed second is found first
+        site(plugin, f"{plugin}_plugin", SHARED.replace("{plugin}", plugin), folder=f"site{folder}")
+    system = load()
+    assert system.registries["models"].get("shared").description == "from alpha"
+    assert system.plugins["alpha"].errors == [] and system.plugins["alpha"].provides == {"models": ["shared", "alpha-only"]}
+    [error] = system.plugins["beta"].errors
+    assert "model 'shared' from plugin 'beta' is refused: plugin 'alpha'" in error
+    assert system.plugins["beta"].provides == {"models": ["beta-only"]}
+
+
 def test_two_distributions_with_one_plugin_name(site):
     site("twin", "twin_one", GOOD, distribution="twin-one")
     site("twin", "twin_two", GOOD, distribution="twin-two")
     system = load()
     failed = [i for i in system.plugins.values() if i.status == "failed"]
     assert len(failed) == 1 and "already uses the plugin name 'twin'" in failed[0].errors[0]
+
+
+FATAL = {  # what a plugin's import or hook may raise that is not an Exception
+    "SystemExit": ("SystemExit(3)", "SystemExit: 3"),
+    "KeyboardInterrupt": ("KeyboardInterrupt()", "KeyboardInterrupt"),
+    "custom": ("type('Halt', (BaseException,), {})('stop the world')", "Halt: stop the world"),
+}
+
+
+@pytest.mark.parametrize("raised", FATAL)
+def test_a_plugin_whose_import_raises_a_base_exception_fails_alone(site, raised):
+    site("fatal", "fatal_plugin", f"raise {FATAL[raised][0]}\n", distribution="minicnn-fatal")
+    system = load()
+    assert system.plugins["fatal"].status == "failed"
+    assert system.plugins["fatal"].errors == [f"import failed: {FATAL[raised][1]}"]
+    assert "lenet5" in system.registries["models"]
+    with pytest.raises(PluginError, match=f"plugin 'fatal' .*: import failed: {FATAL[raised][1]}"):
+        load(MINICNN_STRICT_PLUGINS="1")
+
+
+@pytest.mark.parametrize("raised", FATAL)
+def test_a_hook_that_raises_a_base_exception_fails_alone(site, raised):
+    site("fatal", "fatal_plugin", f"""
+        import minicnn
+
+        @minicnn.hookimpl
+        def minicnn_register_models(register):
+            raise {FATAL[raised][0]}
+    """)
+    system = load()
+    assert system.plugins["fatal"].errors == [f"minicnn_register_models raised {FATAL[raised][1]}"]
+    assert "lenet5" in system.registries["models"]
+
+
+SLOW = """
+    import time
+
+    import minicnn
+
+    time.sleep(0.6)
+
+    @minicnn.hookimpl
+    def minicnn_register_models(register):
+        register("sloth", minicnn.nn.Identity)
+"""
+
+
+def test_a_slow_import_is_named_while_minicnn_waits(site):
+    site("slowpoke", "slowpoke_plugin", SLOW, distribution="minicnn-slowpoke")
+    with pytest.warns(minicnn.plugins.SlowPluginWarning) as caught:
+        system = load(MINICNN_PLUGIN_SLOW_SECONDS="0.1")
+    [warning] = [w for w in caught if "slowpoke" in str(w.message)]  # on a busy machine others may be slow too
+    assert str(warning.message).startswith("waiting for plugin 'slowpoke' (distribution minicnn-slowpoke) to import")
+    assert "MINICNN_DISABLE_PLUGINS=slowpoke" in str(warning.message)
+    assert system.plugins["slowpoke"].status == "loaded" and "sloth" in system.registries["models"]
+
+
+def test_a_quick_import_gives_no_slow_warning(site, recwarn):
+    site("good", "good_plugin", GOOD)
+    load(MINICNN_PLUGIN_SLOW_SECONDS="5")
+    assert not [w for w in recwarn if w.category is minicnn.plugins.SlowPluginWarning]
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf"])
+def test_a_bad_slow_threshold_names_the_variable(value):
+    with pytest.raises(ValueError, match=f"MINICNN_PLUGIN_SLOW_SECONDS must be a positive number of seconds.*'{value}'"):
+        load(MINICNN_PLUGIN_SLOW_SECONDS=value)
+
+
+@pytest.mark.parametrize("variable", ["MINICNN_LOAD_PLUGINS", "MINICNN_DISABLE_PLUGINS"])
+def test_a_plugin_name_that_matches_nothing_is_reported_with_the_closest_names(site, variable):
+    site("good", "good_plugin", GOOD)
+    system = load(**{variable: "lenett,good"})
+    info = system.plugins["lenett"]
+    assert (info.status, info.distribution) == ("unknown", "not installed")
+    [error] = info.errors
+    assert error.startswith(f"{variable} names 'lenett', but no installed plugin has that name; did you mean 'lenet'")
+    assert system.problems() == [info]
+    far = load(**{variable: "qqq"}).plugins["qqq"].errors[0]
+    assert far.endswith("(installed: alexnet, datasets, good, googlenet, layers, lenet, resnet, vgg)")
+    with pytest.raises(PluginError, match=f"plugin 'lenett' .*: {variable} names 'lenett'"):
+        load(MINICNN_STRICT_PLUGINS="1", **{variable: "lenett"})
 
 
 def test_bad_register_call_is_reported(site):
@@ -215,6 +390,7 @@ def test_load_plugins_unset_empty_and_listed(site):
 
     only_good = load(MINICNN_LOAD_PLUGINS="good, nosuch")
     assert only_good.registries["models"].names() == ["tiny"]
+    assert only_good.plugins["nosuch"].status == "unknown"
 
 
 def test_disable_plugins(site):
@@ -223,6 +399,13 @@ def test_disable_plugins(site):
     assert system.plugins["lenet"].status == "disabled" and system.plugins["good"].status == "disabled"
     assert "lenet5" not in system.registries["models"] and "tiny" not in system.registries["models"]
     assert "good_plugin" not in sys.modules  # a disabled plugin is never imported
+
+
+def test_disabling_a_built_in_is_reported_and_it_still_loads():
+    system = load(MINICNN_DISABLE_PLUGINS="layers")
+    assert "Conv2d" in system.registries["layers"]
+    assert system.plugins["layers"].status == "loaded"
+    assert "built-in layers are part of minicnn's core and always load" in system.plugins["layers"].errors[0]
 
 
 def test_plugins_load_lazily_and_without_cupy():
@@ -293,3 +476,32 @@ def test_cli_respects_the_environment(site, tmp_path):
     assert [m["name"] for m in json.loads(only.stdout)] == ["tiny"]
     table = run_cli(tmp_path, "plugins", MINICNN_DISABLE_PLUGINS="good")
     assert "disabled" in table.stdout
+
+
+def test_cli_survives_plugins_that_exit_or_interrupt(site, tmp_path):
+    for raised, (statement, _) in FATAL.items():
+        site(f"fatal-{raised}", f"fatal_{raised}", f"raise {statement}\n", distribution=f"fatal-{raised}")
+    models = run_cli(tmp_path, "models", "--json", COLUMNS="300")
+    assert models.returncode == 0, models.stderr
+    assert "lenet5" in {m["name"] for m in json.loads(models.stdout)}
+    for raised, (_, described) in FATAL.items():
+        assert f"plugin 'fatal-{raised}' (fatal-{raised}): import failed: {described}" in models.stderr
+
+
+def test_cli_names_a_slow_plugin_and_how_to_skip_it(site, tmp_path):
+    site("slowpoke", "slowpoke_plugin", SLOW, distribution="minicnn-slowpoke")
+    models = run_cli(tmp_path, "models", "--json", MINICNN_PLUGIN_SLOW_SECONDS="0.1", COLUMNS="300")
+    assert models.returncode == 0 and "sloth" in {m["name"] for m in json.loads(models.stdout)}
+    [line] = [line for line in models.stderr.splitlines() if "slowpoke" in line]
+    assert line.startswith("warning: waiting for plugin 'slowpoke' (distribution minicnn-slowpoke) to import")
+    assert "MINICNN_DISABLE_PLUGINS=slowpoke" in line
+
+
+def test_cli_warns_about_a_misspelled_plugin_name(tmp_path):
+    models = run_cli(tmp_path, "models", MINICNN_DISABLE_PLUGINS="lenett", COLUMNS="300")
+    assert models.returncode == 0
+    assert "plugin 'lenett' (not installed): MINICNN_DISABLE_PLUGINS names 'lenett'" in models.stderr
+    assert "did you mean 'lenet'" in models.stderr
+    listing = run_cli(tmp_path, "plugins", "--json", MINICNN_LOAD_PLUGINS="lenett")
+    row = next(p for p in json.loads(listing.stdout) if p["name"] == "lenett")
+    assert row["status"] == "unknown" and "MINICNN_LOAD_PLUGINS names 'lenett'" in row["errors"][0]

@@ -12,6 +12,7 @@ from rich.markup import escape
 from minicnn.backend import DeviceError
 from minicnn.data import DataError
 from minicnn.kernels.native import NativeBuildWarning
+from minicnn.plugins import SlowPluginWarning, plugin_system
 from minicnn.registry import RegistryError
 
 app = typer.Typer(help="minicnn: a small, readable framework for convolutional networks.", no_args_is_help=True)
@@ -39,7 +40,7 @@ class Failure:
         except Exception as error:
             if self.debug:
                 raise
-            known = isinstance(error, (ValueError, TypeError, LookupError, OSError, RuntimeError, DataError))
+            known = isinstance(error, (ValueError, TypeError, LookupError, OSError, RuntimeError, FloatingPointError, DataError))
             message = str(error) if known else f"{type(error).__name__}: {error}"
             errors.print(f"[red]error:[/] {escape(message)}", highlight=False)
             if not known:
@@ -54,8 +55,9 @@ _python_showwarning = warnings.showwarning
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """minicnn's own warnings (the C kernels not built) as one yellow line, not Python's source-line format."""
-    if issubclass(category, NativeBuildWarning):
+    """minicnn's own warnings (the C kernels not built, a plugin slow to import) as one yellow line, not
+    Python's source-line format."""
+    if issubclass(category, (NativeBuildWarning, SlowPluginWarning)):
         errors.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
@@ -80,9 +82,9 @@ def parse_input_size(text: str) -> tuple[int, ...]:
 
 
 def warn_about_plugin_problems() -> None:
-    """One line on stderr per plugin that failed, so a broken plugin is visible but harmless."""
-    from minicnn.plugins import plugin_system
-
+    """One line on stderr per plugin with a problem (its first one), so a broken plugin is visible but harmless."""
     for info in plugin_system().problems():
-        errors.print(f"[yellow]warning:[/] {escape(f'plugin {info.name!r} ({info.distribution}): {info.errors[0]}')}; "
-                     "see `minicnn plugins`", highlight=False)
+        more = len(info.errors) - 1
+        where = f"{more} more in `minicnn plugins`" if more else "see `minicnn plugins`"
+        errors.print(f"[yellow]warning:[/] {escape(f'plugin {info.name!r} ({info.distribution}): {info.errors[0]}')} "
+                     f"({where})", highlight=False)

@@ -26,7 +26,7 @@ def plugins(as_json: bool = JSON_OPTION) -> None:
         table.add_column(column, overflow="fold")
     for info in infos:
         provides = "; ".join(f"{kind}: {', '.join(info.provides[kind])}" for kind in KINDS if kind in info.provides)
-        status = {"loaded": "[green]loaded[/]", "failed": "[red]failed[/]"}.get(info.status, info.status)
+        status = {"loaded": "[green]loaded[/]", "failed": "[red]failed[/]", "unknown": "[yellow]unknown[/]"}.get(info.status, info.status)
         table.add_row(info.name, f"{info.distribution} {info.version}", status, provides, "\n".join(info.errors))
     console.print(table)
 

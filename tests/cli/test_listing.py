@@ -4,6 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
+import minicnn.plugins
 from minicnn.cli import app
 
 runner = CliRunner()
@@ -32,3 +33,16 @@ def test_models_with_a_pattern():
 def test_layers_json_lists_the_core_layers():
     names = [r["name"] for r in json.loads(runner.invoke(app, ["layers", "--json"]).output)]
     assert {"Conv2d", "Linear", "MaxPool2d", "BatchNorm2d", "LocalResponseNorm", "Dropout"} <= set(names)
+
+
+def test_a_misspelled_plugin_name_shows_in_the_plugins_table_and_as_a_warning(monkeypatch):
+    monkeypatch.setenv("MINICNN_DISABLE_PLUGINS", "lenett")
+    monkeypatch.setattr(minicnn.plugins, "_system", None)  # load with this environment; restored afterwards
+    monkeypatch.setenv("COLUMNS", "300")
+    table = runner.invoke(app, ["plugins"])
+    assert table.exit_code == 0
+    row = next(line for line in table.output.splitlines() if "lenett" in line)
+    assert "not installed" in row and "unknown" in row and "did you mean 'lenet'" in row
+    models = runner.invoke(app, ["models", "len*"])
+    assert models.exit_code == 0 and "lenet5" in models.output
+    assert "warning: plugin 'lenett' (not installed): MINICNN_DISABLE_PLUGINS names 'lenett'" in models.output
