@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minicnn.data import ArrayDataset, DataUnavailableError
+from minicnn.data import ArrayDataset, DataFormatError, DataUnavailableError
 from minicnn.data.cifar import CLASSES as CIFAR10_CLASSES, TEST_FILES, TRAIN_FILES, read_cifar10
 from minicnn.data.digits import load_digits
 from minicnn.data.idx import read_idx_pair
-from minicnn.data.image_folder import read_image_folder
+from minicnn.data.image_folder import class_folders, find_images, image_format, read_images
 from minicnn.data.sources import locate
 from minicnn.hookspecs import hookimpl
 
@@ -71,8 +71,12 @@ def image_folder(split="train", data_dir=None, download=True, progress=None, *, 
                  channels=None, transform=None):
     """Images in root/<class>/ (the train split only) or root/train/<class>/ and root/test/<class>/.
 
-    size: resize to h or (h, w); channels: 1 or 3 (default: 1 if all images are grey). With the
-    train/test layout, the classes are those of root/train for both splits.
+    size: resize to h or (h, w); channels: 1 or 3. The two splits are loaded one at a time, yet
+    agree by construction, whichever is loaded first: the classes are root/train's folders (a test
+    folder outside them is refused, its label would mean nothing), and a channel count or size not
+    given is decided from the headers of both splits' images: 1 channel only if every image of both
+    is grey, else 3; one size only if all share it, else pass size. A class folder of root/train
+    (or of a flat root) with no images is refused; one in root/test may be empty or absent.
     """
     _check_split("image-folder", split)
     if root is None and data_dir is None:
@@ -82,19 +86,28 @@ def image_folder(split="train", data_dir=None, download=True, progress=None, *, 
            "and DIR/test/<class name>/ for both splits.")
     if not root.is_dir():
         raise DataUnavailableError("image-folder", [f"root {root}: no such folder"], fix)
-    classes = None
-    if (root / "train").is_dir():
-        if not (root / split).is_dir():
-            raise DataUnavailableError("image-folder", [f"{root / split}: no such folder"], fix)
-        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
-        folder = root / split
-    elif split != "train":
-        raise DataUnavailableError("image-folder", [f"{root / split}: no such folder (the class folders directly "
-                                                    f"under {root} are the train split only)"], fix)
+    if not (root / "train").is_dir():
+        if split != "train":
+            raise DataUnavailableError("image-folder", [f"{root / split}: no such folder (the class folders directly "
+                                                        f"under {root} are the train split only)"], fix)
+        paths, labels, classes = find_images(root)
+        every = paths
     else:
-        folder = root
-    images, labels, classes = read_image_folder(folder, size=size, channels=channels, classes=classes)
-    return ArrayDataset(images, labels, classes, transform)
+        splits = {"train": find_images(root / "train")}
+        classes = splits["train"][2]
+        if (root / "test").is_dir():
+            unknown = sorted(set(class_folders(root / "test")) - set(classes))
+            if unknown:
+                raise DataFormatError(f"{root / 'test'}: class folders {unknown} have no counterpart in "
+                                      f"{root / 'train'}, whose folders are the classes {classes}; add them there "
+                                      "or remove them")
+            splits["test"] = find_images(root / "test", classes)
+        elif split == "test":
+            raise DataUnavailableError("image-folder", [f"{root / 'test'}: no such folder"], fix)
+        paths, labels, _ = splits[split]
+        every = [path for found in splits.values() for path in found[0]]
+    channels, size = image_format(every, size, channels)
+    return ArrayDataset(read_images(paths, size, channels), labels, classes, transform)
 
 
 @hookimpl

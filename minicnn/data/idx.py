@@ -7,6 +7,7 @@ Compression is recognised by content, not by name. Every check names the file an
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 
@@ -15,6 +16,7 @@ import numpy as np
 from minicnn.data.errors import DataFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
+DEFLATE_MAX_RATIO = 1032  # deflate's best case: a 258-byte match in 2 bits (zlib's documented limit)
 _TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
@@ -45,27 +47,49 @@ def _gunzip(data: bytes, piece: int = 1 << 20) -> memoryview:
     """Decompress a one-member gzip stream straight into a buffer of its final size.
 
     The size is the stream's trailer (ISIZE, the uncompressed length mod 2^32), so the output is
-    never copied or grown: gzip.decompress would hold it about twice while joining. The buffer is
-    np.empty, whose pages are only committed as they are written, so a truncated file's garbage
-    trailer costs nothing before the missing end is detected.
+    never copied or grown: gzip.decompress would hold it about twice while joining. The trailer is
+    4 bytes anyone can forge, so it is believed only as far as it can be true: deflate expands at
+    most 1032:1, and a larger claim is refused without allocating it (after a pass that keeps no
+    output, to tell a truncated file, whose last 4 bytes are no trailer, from a forged one). A wrong
+    claim within the bound reserves no more than a genuine stream of that length may need, and the
+    buffer is np.empty, whose pages are only committed as they are written; a claim too small is
+    caught one piece past it.
     """
     size = int.from_bytes(data[-4:], "little")
+    pieces = _inflate(data, piece)
+    if size > DEFLATE_MAX_RATIO * len(data):
+        try:
+            for _ in pieces:
+                pass
+        except zlib.error:
+            pass  # zlib's length check, or any other damage: the impossible claim says more
+        raise OSError(f"its trailer claims {size:,} bytes, more than deflate can expand {len(data):,} bytes to "
+                      f"(at most {DEFLATE_MAX_RATIO}:1)")
     out = np.empty(size, dtype=np.uint8)
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     written = 0
-    for start in range(0, len(data), piece):
-        chunk = decompressor.decompress(data[start : start + piece])
+    for chunk in pieces:
         if written + len(chunk) > size:
             raise OSError(f"more data than the gzip trailer's {size:,} bytes")
         out[written : written + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
         written += len(chunk)
-        if decompressor.eof:
-            break
-    if not decompressor.eof:
-        raise EOFError("the compressed stream ends early")
     if written != size:
         raise OSError(f"{written:,} bytes decompressed, the gzip trailer says {size:,}")
     return memoryview(out)
+
+
+def _inflate(data: bytes, piece: int):
+    """The decompressed gzip stream in chunks of at most `piece` bytes, whatever the ratio (zlib
+    checks the CRC and length at the end); EOFError if the stream ends early."""
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    start = 0
+    while not decompressor.eof:
+        if decompressor.unconsumed_tail:
+            pending = decompressor.unconsumed_tail
+        elif start < len(data):
+            pending, start = data[start : start + piece], start + piece
+        else:
+            raise EOFError("the compressed stream ends early")
+        yield decompressor.decompress(pending, piece)
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
@@ -83,10 +107,10 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
         raise DataFormatError(f"{source}: truncated IDX header: {ndim} dimensions need {header} bytes, found {len(data):,}")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _TYPES[type_code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: forged dimensions overflow int64
     if len(data) < expected:
-        raise DataFormatError(f"{source}: truncated: an IDX array of shape {shape} needs {expected:,} bytes, "
-                              f"found {len(data):,}; delete it and fetch it again")
+        raise DataFormatError(f"{source}: truncated or corrupt: its IDX header claims an array of shape {shape}, "
+                              f"which needs {expected:,} bytes, found {len(data):,}; delete it and fetch it again")
     if len(data) > expected:
         raise DataFormatError(f"{source}: {len(data) - expected:,} unexpected bytes after the IDX array of shape "
                               f"{shape} (expected {expected:,} bytes in all, found {len(data):,})")

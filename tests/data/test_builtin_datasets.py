@@ -1,8 +1,10 @@
 """The built-in datasets plugin: registration, and each factory end to end (files, mirror, cache)."""
 
 import dataclasses
+import gzip
 import hashlib
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from PIL import Image
 
 import minicnn.plugins
 from minicnn import builtin_datasets
-from minicnn.data import ArrayDataset, DataUnavailableError, load_dataset
+from minicnn.data import ArrayDataset, DataFormatError, DataUnavailableError, load_dataset
 from minicnn.data.cifar import TEST_FILES, TRAIN_FILES
 from minicnn.data.sources import SOURCES
 
@@ -53,6 +55,20 @@ def test_mnist_test_split_downloaded_from_a_mirror_then_cached(mirror):
 def test_mnist_train_split_from_the_real_files(shared_mnist):
     data = builtin_datasets.mnist("train", data_dir=shared_mnist, download=False)
     assert data.images.shape == (60_000, 1, 28, 28) and data.labels[:5].tolist() == [5, 0, 4, 1, 9]
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "gz"])
+def test_mnist_unverified_files_with_a_forged_header_are_refused(tmp_path, compressed):
+    """verify=False skips the checksum, so the reader's own checks are all that stand in the way."""
+    header = b"\x00\x00\x08\x03" + b"".join(d.to_bytes(4, "big") for d in (65536, 65536, 65536 * 65536 - 1))
+    labels = b"\x00\x00\x08\x01" + (2).to_bytes(4, "big") + bytes([1, 2])
+    suffix = ".gz" if compressed else ""
+    for name, data in (("t10k-images-idx3-ubyte", header), ("t10k-labels-idx1-ubyte", labels)):
+        (tmp_path / (name + suffix)).write_bytes(gzip.compress(data) if compressed else data)
+    images = tmp_path / f"t10k-images-idx3-ubyte{suffix}"
+    with pytest.raises(DataFormatError, match=re.escape(f"{images}: truncated or corrupt: its IDX header claims an "
+                                                        "array of shape (65536, 65536, 4294967295)")):
+        builtin_datasets.mnist("test", data_dir=tmp_path, download=False, verify=False)
 
 
 def test_mnist_offline_raises_the_error_the_trainer_falls_back_on(closed_port_url):
@@ -109,6 +125,7 @@ def test_cifar10_with_a_wrong_archive_is_unavailable(tmp_path, isolated, serve):
 
 
 def write_png(path, value, size=(6, 6)):
+    """A grey PNG of one value; a size (h, w, 3) makes it RGB."""
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full(size, value, dtype=np.uint8)).save(path)
 
@@ -136,3 +153,45 @@ def test_image_folder_needs_an_existing_root(tmp_path):
         builtin_datasets.image_folder()
     with pytest.raises(DataUnavailableError, match="no such folder"):
         builtin_datasets.image_folder(root=tmp_path / "absent")
+
+
+def test_image_folder_splits_share_the_channels_whichever_holds_the_colour(tmp_path):
+    write_png(tmp_path / "train" / "a" / "1.png", 10)
+    write_png(tmp_path / "test" / "a" / "1.png", 20, size=(6, 6, 3))
+    write_png(tmp_path / "rgb-train" / "train" / "a" / "1.png", 30, size=(6, 6, 3))
+    write_png(tmp_path / "rgb-train" / "test" / "a" / "1.png", 40)
+    for root in (tmp_path, tmp_path / "rgb-train"):
+        train, test = (builtin_datasets.image_folder(split, root=root) for split in ("train", "test"))
+        assert train.input_size == test.input_size == (3, 6, 6)
+    assert builtin_datasets.image_folder("test", root=tmp_path, channels=1).input_size == (1, 6, 6)
+
+
+def test_image_folder_splits_share_the_size_or_are_refused(tmp_path):
+    write_png(tmp_path / "train" / "a" / "1.png", 10)
+    write_png(tmp_path / "test" / "a" / "1.png", 20, size=(8, 8))
+    expected = re.escape(f"{tmp_path / 'train' / 'a' / '1.png'} is 6x6, {tmp_path / 'test' / 'a' / '1.png'} is 8x8; "
+                         "pass size=(h, w) to resize them all")
+    for split in ("train", "test"):
+        with pytest.raises(DataFormatError, match=expected):
+            builtin_datasets.image_folder(split, root=tmp_path)
+        assert builtin_datasets.image_folder(split, root=tmp_path, size=(4, 5)).input_size == (1, 4, 5)
+
+
+def test_image_folder_test_classes_must_be_train_classes(tmp_path):
+    for split, name in (("train", "cat"), ("train", "dog"), ("test", "cat"), ("test", "zebra")):
+        write_png(tmp_path / split / name / "1.png", 10)
+    expected = re.escape(f"{tmp_path / 'test'}: class folders ['zebra'] have no counterpart in {tmp_path / 'train'}, "
+                         "whose folders are the classes ['cat', 'dog']")
+    with pytest.raises(DataFormatError, match=expected):
+        builtin_datasets.image_folder("test", root=tmp_path)
+
+
+def test_image_folder_an_empty_train_class_is_refused_an_empty_test_class_allowed(tmp_path):
+    for split in ("train", "test"):
+        write_png(tmp_path / split / "cat" / "1.png", 10)
+        (tmp_path / split / "dog").mkdir()
+    with pytest.raises(DataFormatError, match=re.escape(f"{tmp_path / 'train' / 'dog'}: class folder with no images")):
+        builtin_datasets.image_folder("test", root=tmp_path)
+    write_png(tmp_path / "train" / "dog" / "1.png", 20)
+    test = builtin_datasets.image_folder("test", root=tmp_path)
+    assert test.classes == ["cat", "dog"] and test.labels.tolist() == [0]
