@@ -36,7 +36,7 @@ from pathlib import Path
 from minicnn.nn import Module, Sequential
 from minicnn import plugins
 from minicnn.plugins import get_layer
-from minicnn.registry import RegistryError
+from minicnn.registry import RegistryError, did_you_mean
 
 TOP_LEVEL_KEYS = ("name", "description", "input_size", "layers")
 
@@ -87,11 +87,12 @@ def build_model(spec: str | os.PathLike | Mapping) -> Sequential:
             f"{', '.join(TOP_LEVEL_KEYS)}, and each layer is a [[layers]] table"
         )
     input_size = _input_size(data, where)
-    layers = data.get("layers")
-    if not layers:
-        raise SpecError(f"{where} has no layers: add [[layers]] tables, each with type = \"<layer name>\" and its arguments")
+    model_name, description = _text(data, "name", where), _text(data, "description", where)
+    layers = data.get("layers", [])
     if not isinstance(layers, (list, tuple)):
         raise SpecError(f"{where}: 'layers' must be a list of [[layers]] tables, got {type(layers).__name__}")
+    if not layers:
+        raise SpecError(f"{where} has no layers: add [[layers]] tables, each with type = \"<layer name>\" and its arguments")
     children = OrderedDict()
     for index, table in enumerate(layers):
         name, module = _build_layer(table, index, where)
@@ -102,10 +103,16 @@ def build_model(spec: str | os.PathLike | Mapping) -> Sequential:
             )
         children[name] = module
     model = Sequential(children)
-    model.name = str(data.get("name", ""))
-    model.description = str(data.get("description", ""))
+    model.name, model.description = model_name, description
     model.input_size = input_size
     return model
+
+
+def _text(data: dict, key: str, where: str) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise SpecError(f"{where}: {key} must be text in quotes, such as {key} = \"...\", got {value!r}")
+    return value
 
 
 def _input_size(data: dict, where: str) -> tuple[int, int, int] | None:
@@ -126,10 +133,15 @@ def _build_layer(table, index: int, where: str) -> tuple[str, Module]:
     if not isinstance(table, Mapping):
         raise SpecError(f"{where}, layer {index}: expected a [[layers]] table with a type, got {table!r}")
     kind = table.get("type")
-    if not isinstance(kind, str) or not kind:
+    if kind is None:
         raise SpecError(
             f"{where}, layer {index}: missing type; add type = \"<layer name>\" naming a registered layer "
             "(`minicnn layers` lists them)"
+        )
+    if not isinstance(kind, str) or not kind:
+        raise SpecError(
+            f"{where}, layer {index}: type must be a registered layer's name in quotes, such as type = \"Conv2d\", "
+            f"got {kind!r} (`minicnn layers` lists them)"
         )
     here = f"{where}, layer {index} ({kind})"
     name = table.get("name", str(index))
@@ -140,11 +152,41 @@ def _build_layer(table, index: int, where: str) -> tuple[str, Module]:
     except RegistryError as error:
         raise SpecError(f"{here}: {error}; for a plugin's layer, `minicnn plugins` shows whether the plugin loaded") from None
     arguments = {key: _as_tuples(value) for key, value in table.items() if key not in ("type", "name")}
+    takes = f"{kind} takes {_signature(layer_class)}"
+    problem = _key_problem(layer_class, arguments)
+    if problem:
+        raise SpecError(f"{here}: {problem}{'' if problem.endswith('?') else ';'} {takes}")
     try:
         module = layer_class(**arguments)
     except (TypeError, ValueError) as error:
-        raise SpecError(f"{here}: bad arguments {arguments}: {error}; {kind} takes {_signature(layer_class)}") from None
+        raise SpecError(f"{here}: {_reason(error, layer_class)}; {takes}") from None
     return name, module
+
+
+def _key_problem(layer_class, arguments: dict) -> str:
+    """The keys that do not fit the constructor: all the unknown ones (a typo gets a suggestion), else
+    all the missing required ones; "" when the keys fit or the signature cannot be read. Python's own
+    message names only the first, and in its terms ("__init__() got an unexpected keyword argument")."""
+    try:
+        parameters = inspect.signature(layer_class).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    accepted = [p.name for p in named]
+    unknown = [key for key in arguments if key not in accepted]
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        hint = did_you_mean(unknown[0], accepted) if len(unknown) == 1 else ""
+        return f"unknown argument{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}{hint}"
+    missing = [p.name for p in named if p.default is p.empty and p.name not in arguments]
+    if missing:
+        return f"missing argument{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}"
+    return ""
+
+
+def _reason(error: Exception, layer_class) -> str:
+    """The layer's message without its leading "Conv2d: ", which "layer 0 (Conv2d)" already says."""
+    text, prefix = str(error), f"{layer_class.__name__}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def _as_tuples(value):

@@ -1,12 +1,15 @@
 """Model specs: the shipped LeNet-5 spec is the plugin's LeNet-5, and every mistake is explained."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import minicnn as mc
 from minicnn import nn
+from minicnn.cli import app
 from minicnn.registry import Entry
 from minicnn.spec import SpecError, build_model, is_spec_path, load_spec
 
@@ -128,14 +131,15 @@ def test_unknown_type_suggests_the_registered_name(tmp_path):
 
 def test_bad_argument_name_shows_the_signature(tmp_path):
     path = write(tmp_path, '[[layers]]\ntype = "ReLU"\n[[layers]]\ntype = "Linear"\nin_features = 4\nout_feature = 2\n')
-    expected = r"layer 1 \(Linear\): bad arguments .*out_feature.*Linear takes \(in_features, out_features, bias=True\)"
+    expected = (r"layer 1 \(Linear\): unknown argument 'out_feature'; did you mean 'out_features'.*\? "
+                r"Linear takes \(in_features, out_features, bias=True\)$")
     with pytest.raises(SpecError, match=expected):
         build_model(path)
 
 
 def test_bad_argument_value_passes_the_layers_error_on():
     spec = {"layers": [{"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "groups": 2}]}
-    with pytest.raises(SpecError, match=r"layer 0 \(Conv2d\): bad arguments .*groups=2 must divide in_channels=3"):
+    with pytest.raises(SpecError, match=r"layer 0 \(Conv2d\): groups=2 must divide in_channels=3 .*; Conv2d takes \("):
         build_model(spec)
 
 
@@ -158,3 +162,53 @@ def test_misspelled_top_level_key():
 def test_bad_child_names(name, problem):
     with pytest.raises(SpecError, match=problem):
         build_model({"layers": [{"type": "ReLU", "name": "a"}, {"type": "Tanh", "name": name}]})
+
+
+
+SIGNATURE = "Conv2d takes (in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True)"
+
+
+@pytest.mark.parametrize("keys, problem", [
+    ('in_channels = "one"\nout_channels = 6\nkernel_size = 5', "in_channels must be a positive integer, got 'one';"),
+    ("in_channels = 1\nout_channels = 6.5\nkernel_size = 5", "out_channels must be a positive integer, got 6.5;"),
+    ("in_channels = 1\nout_channels = 0\nkernel_size = 5", "out_channels must be a positive integer, got 0;"),
+    ("in_channels = 1\nout_channels = 6\nkernel_size = [5, 0]",
+     "kernel_size must be a positive integer or a pair of them, got (5, 0);"),
+    ('in_channels = 1\nout_channels = 6\nkernel_size = 5\npadding = "half"',
+     "padding must be a non-negative integer or a pair of them, or one of 'valid', 'same', 'full', got 'half';"),
+    ('in_channels = 1\nout_channels = 6\nkernel_size = 5\nbias = "false"', "bias must be true or false, got 'false';"),
+    ("in_channels = 1\nout_channel = 6\nkernel_size = 5",
+     "unknown argument 'out_channel'; did you mean 'out_channels', 'in_channels'?"),
+    ("in_channels = 1\nout_channel = 6\nkernal_size = 5", "unknown arguments 'out_channel', 'kernal_size';"),
+    ("in_channels = 1", "missing arguments 'out_channels', 'kernel_size';"),
+], ids=["string_count", "float_count", "zero_count", "zero_kernel_side", "unknown_padding_mode", "string_flag",
+        "misspelled_key", "two_misspelled_keys", "missing_keys"])
+def test_a_bad_layer_argument_is_one_line_naming_the_layer_the_key_and_what_is_expected(tmp_path, keys, problem):
+    path = write(tmp_path, f'[[layers]]\ntype = "Conv2d"\n{keys}\n')
+    with pytest.raises(SpecError) as error:
+        build_model(path)
+    assert str(error.value) == f"model spec '{path}', layer 0 (Conv2d): {problem} {SIGNATURE}"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('name = 5\n[[layers]]\ntype = "ReLU"', "name must be text in quotes, such as name = \"...\", got 5"),
+    ('description = ["a"]\n[[layers]]\ntype = "ReLU"', "description must be text in quotes, such as description = \"...\""),
+    ('layers = "ReLU"', "'layers' must be a list of [[layers]] tables, got str"),
+    ('[layers]\ntype = "ReLU"', "'layers' must be a list of [[layers]] tables, got dict"),
+    ("layers = 0", "'layers' must be a list of [[layers]] tables, got int"),
+    ("[[layers]]\ntype = 3", "layer 0: type must be a registered layer's name in quotes, such as type = \"Conv2d\", got 3"),
+], ids=["name", "description", "layers_string", "layers_one_table", "layers_number", "layer_type"])
+def test_a_top_level_value_of_the_wrong_kind_is_named(tmp_path, text, problem):
+    with pytest.raises(SpecError, match=re.escape(problem)):
+        build_model(write(tmp_path, text + "\n"))
+
+
+def test_the_cli_shows_one_clean_line_for_a_bad_layer_argument(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line on the screen too
+    path = write(tmp_path, '[[layers]]\ntype = "Conv2d"\nin_channels = 1\nout_channels = 6.5\nkernel_size = 5\n')
+    for command in (["summary", str(path)], ["summary", str(path), "--input-size", "1,28,28"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines() == [
+            f"error: model spec '{path}', layer 0 (Conv2d): out_channels must be a positive integer, got 6.5; {SIGNATURE}"
+        ]

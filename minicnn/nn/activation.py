@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from minicnn import functional as F
+from minicnn.nn import arguments
 from minicnn.nn.module import Module
 
 
@@ -11,6 +12,7 @@ class ReLU(Module):
 
     def __init__(self, inplace: bool = False):
         super().__init__()
+        arguments.flag(self, "inplace", inplace)
 
     def forward(self, x):
         return F.relu(x)
@@ -29,7 +31,7 @@ class Tanh(Module):
 class Softmax(Module):
     def __init__(self, dim: int = -1):
         super().__init__()
-        self.dim = dim
+        self.dim = arguments.integer(self, "dim", dim)
 
     def forward(self, x):
         return F.softmax(x, self.dim)

@@ -7,8 +7,7 @@ import math
 import numpy as np
 
 from minicnn import functional as F
-from minicnn.functional.sizes import pair
-from minicnn.nn import init
+from minicnn.nn import arguments, init
 from minicnn.nn.module import Module, Parameter
 
 
@@ -29,16 +28,25 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True):
         super().__init__()
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = pair(kernel_size, "Conv2d kernel_size")
-        self.stride, self.dilation = pair(stride, "Conv2d stride"), pair(dilation, "Conv2d dilation")
-        self.padding = padding if isinstance(padding, str) else pair(padding, "Conv2d padding")
-        self.groups = groups
+        self.in_channels = arguments.positive_int(self, "in_channels", in_channels)
+        self.out_channels = arguments.positive_int(self, "out_channels", out_channels)
+        self.kernel_size = arguments.positive_pair(self, "kernel_size", kernel_size)
+        self.stride = arguments.positive_pair(self, "stride", stride)
+        self.padding = arguments.padding(self, "padding", padding, modes=("valid", "same", "full"))
+        self.dilation = arguments.positive_pair(self, "dilation", dilation)
+        self.groups = arguments.positive_int(self, "groups", groups)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"{type(self).__name__}: groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
+        if self.padding == "same" and self.stride != (1, 1):
+            raise ValueError(
+                f"{type(self).__name__}: padding='same' needs stride 1, got stride={stride}; give the padding as numbers"
+            )
         self.activation = None
-        self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
-        self.bias = _empty(out_channels) if bias else None
+        self.weight = _empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        self.bias = _empty(self.out_channels) if arguments.flag(self, "bias", bias) else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -73,9 +81,10 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = _empty(out_features, in_features)
-        self.bias = _empty(out_features) if bias else None
+        self.in_features = arguments.positive_int(self, "in_features", in_features)
+        self.out_features = arguments.positive_int(self, "out_features", out_features)
+        self.weight = _empty(self.out_features, self.in_features)
+        self.bias = _empty(self.out_features) if arguments.flag(self, "bias", bias) else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

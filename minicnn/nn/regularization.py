@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn import functional as F
+from minicnn.nn import arguments
 from minicnn.nn.module import Module, Parameter
 
 
@@ -13,9 +14,8 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be between 0 and 1, got {p}")
-        self.p = p
+        self.p = arguments.fraction(self, "p", p)
+        arguments.flag(self, "inplace", inplace)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
@@ -33,13 +33,17 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features, dtype=np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype=np.float32)) if affine else None
-        if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dtype=np.float32))
-            self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
+        self.num_features = arguments.positive_int(self, "num_features", num_features)
+        self.eps = arguments.positive_number(self, "eps", eps)
+        self.momentum = None if momentum is None else arguments.fraction(self, "momentum", momentum)
+        self.affine = arguments.flag(self, "affine", affine)
+        self.track_running_stats = arguments.flag(self, "track_running_stats", track_running_stats)
+        channels = self.num_features
+        self.weight = Parameter(np.ones(channels, dtype=np.float32)) if self.affine else None
+        self.bias = Parameter(np.zeros(channels, dtype=np.float32)) if self.affine else None
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(channels, dtype=np.float32))
+            self.register_buffer("running_var", np.ones(channels, dtype=np.float32))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
         else:
             self.running_mean = self.running_var = None
@@ -82,7 +86,9 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.size = arguments.positive_int(self, "size", size)
+        self.alpha, self.beta = arguments.number(self, "alpha", alpha), arguments.number(self, "beta", beta)
+        self.k = arguments.number(self, "k", k)
 
     def forward(self, x):
         return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from minicnn import functional as F
+from minicnn.nn import arguments
 from minicnn.nn.module import Module
 
 
@@ -11,7 +12,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = arguments.integer(self, "start_dim", start_dim)
+        self.end_dim = arguments.integer(self, "end_dim", end_dim)
 
     def forward(self, x):
         return F.flatten(x, self.start_dim, self.end_dim)

@@ -269,7 +269,7 @@ def test_dropout_defaults_and_validation():
     assert nn.Dropout().p == 0.5 and repr(nn.Dropout(0.2)) == "Dropout(p=0.2)"
     nn.Dropout(0.3, inplace=True)
     for p in (-0.1, 1.5):
-        with pytest.raises(ValueError, match="p must be between 0 and 1"):
+        with pytest.raises(ValueError, match="Dropout: p must be a number between 0 and 1, got"):
             nn.Dropout(p)
 
 
