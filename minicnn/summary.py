@@ -77,11 +77,12 @@ class _Field:
     grid: tuple   # spatial size of the map whose positions these are (h, w)
 
 
-def summarize(model: Module, input_size) -> ModelSummary:
+def summarize(model: Module, input_size, fix: str = "pass the input size the model was built for") -> ModelSummary:
     """Run `model` once on a zero batch of shape (1, *input_size) and describe every leaf call.
 
     input_size: (C, H, W), positive integers. The model's parameters' device is used; its
-    train/eval modes are restored afterwards. Raises SummaryError when the forward fails.
+    train/eval modes are restored afterwards. Raises SummaryError when the forward fails, naming
+    the layer and ending with `fix`, what the caller's user should do.
     """
     input_size = _check_input_size(input_size)
     leaves = [(name or type(m).__name__, m) for name, m in model.named_modules() if next(m.children(), None) is None]
@@ -95,7 +96,7 @@ def summarize(model: Module, input_size) -> ModelSummary:
         with model.evaluating(), no_grad():
             output = model(x)
     except Exception as error:
-        raise SummaryError(tracker.failure(error)) from error
+        raise SummaryError(f"{tracker.failure(error)}; {fix}") from error
     finally:
         for handle in handles:
             handle.remove()
@@ -171,7 +172,7 @@ class _Tracker:
             where = "it failed" + (after or " before any layer ran")
         return (
             f"{type(self.model).__name__} cannot run on input {size} (C, H, W): {where}: "
-            f"{type(error).__name__}: {error}; pass the input size the model was built for"
+            f"{type(error).__name__}: {error}"
         )
 
 

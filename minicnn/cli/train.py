@@ -74,10 +74,11 @@ def _notify(message: str) -> None:
 
 
 def _finish(result, started: float) -> None:
+    """The summary line; its best accuracy is the whole run's, epochs before a --resume included."""
     last = result.history[-1] if result.history else None
-    best = max((m["test_accuracy"] for m in result.history), default=None)
-    console.print(f"[bold]done[/] in {time.perf_counter() - started:.0f}s on {result.dataset}"
-                  + (f": test accuracy {last['test_accuracy']:.2%} (best {best:.2%})" if last else ": nothing left to train"))
+    best = f" (best {result.best_accuracy:.2%})" if result.best_accuracy is not None else ""
+    summary = f": test accuracy {last['test_accuracy']:.2%}{best}" if last else f": nothing left to train{best}"
+    console.print(f"[bold]done[/] in {time.perf_counter() - started:.0f}s on {result.dataset}{summary}")
     console.print(f"run saved in {result.out_dir}  (checkpoints last.npz, best.npz; metrics.jsonl)")
 
 
@@ -97,6 +98,7 @@ def train(
     seed: int = typer.Option(None, help="Make the run reproducible (same machine, same weights)."),
     out: str = typer.Option(None, help="Run folder (default runs/MODEL-DATASET-TIME)."),
     resume_from: str = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the earlier run in --out (its files only)."),
     limit_train: int = typer.Option(None, "--limit-train", help="Train on the first N images only."),
 ) -> None:
     """Train a model, evaluating on the test set and saving checkpoints after every epoch."""
@@ -104,6 +106,8 @@ def train(
     bars = ProgressBars()
     with fail.on_error():
         try:
+            if resume_from and overwrite:
+                raise ValueError("--resume continues a run and --overwrite replaces one: pass one of them")
             if resume_from:
                 result = resume(resume_from, callbacks=bars, progress=DownloadBar(), notify=_notify)
             else:
@@ -112,7 +116,7 @@ def train(
                     lr=lr, schedule=schedule, weight_decay=weight_decay, augment=augment, device=device, seed=seed,
                     out=out, limit_train=limit_train,
                 )
-                result = run_training(config, callbacks=bars, progress=DownloadBar(), notify=_notify)
+                result = run_training(config, callbacks=bars, progress=DownloadBar(), notify=_notify, overwrite=overwrite)
         finally:
             bars.stop()
     _finish(result, started)

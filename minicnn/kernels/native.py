@@ -93,6 +93,17 @@ def library(dtype):
     return _load(REALS[dtype])
 
 
+def configure_threads() -> None:
+    """Apply the process-wide settings that loading the C kernels makes (BLAS on one thread, glibc
+    keeping freed memory) now rather than at the first op that needs the kernels: a training run
+    calls this before building anything, so every op of the run, fresh or resumed, has the same
+    settings. Otherwise a model whose first op is a BLAS product (Flatten then Linear) does the
+    products before the kernels load on every thread, and a resumed run, which starts later in the
+    run, adds its sums in another order than an unbroken one. Does nothing where the kernels are
+    not built (BLAS then keeps its threads throughout)."""
+    library(np.float32)
+
+
 @functools.cache
 def _load(real: str):
     wanted = os.environ.get("CC")

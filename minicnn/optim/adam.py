@@ -33,8 +33,7 @@ class Adam(Optimizer):
         for index, beta in enumerate(group["betas"]):
             if not 0 <= beta < 1:
                 raise ValueError(f"{name}: betas[{index}] must be in [0, 1), got {beta}")
-        if group["eps"] < 0:
-            raise ValueError(f"{name}: eps must be >= 0, got {group['eps']}")
+        self._check_nonnegative(group, "eps")
 
     def _decay(self, param, group: dict, grad):
         """L2 penalty folded into the gradient (Adam); AdamW overrides this."""

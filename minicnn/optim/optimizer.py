@@ -21,6 +21,8 @@ array state is keyed "<number>.<name>" and its scalar state sits under config["s
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minicnn import backend
@@ -78,10 +80,15 @@ class Optimizer:
 
     def _check(self, group: dict) -> None:
         """Raise ValueError for a hyperparameter out of range; every group passes through here."""
-        if group["lr"] < 0:
-            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {group['lr']}")
-        if group.get("weight_decay", 0) < 0:
-            raise ValueError(f"{type(self).__name__}: weight_decay must be >= 0, got {group['weight_decay']}")
+        self._check_nonnegative(group, "lr", "weight_decay")
+
+    def _check_nonnegative(self, group: dict, *keys: str) -> None:
+        """Each of `keys` that the group has must be a finite number >= 0 (a NaN fails every
+        comparison, so `x < 0` alone would let it through and turn every weight into NaN)."""
+        for key in keys:
+            value = group.get(key, 0)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{type(self).__name__}: {key} must be >= 0 and finite, got {value}")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: drop them (the default, as in PyTorch) or fill them with zeros."""

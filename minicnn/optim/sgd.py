@@ -27,8 +27,7 @@ class SGD(Optimizer):
 
     def _check(self, group: dict) -> None:
         super()._check(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"SGD: momentum must be >= 0, got {group['momentum']}")
+        self._check_nonnegative(group, "momentum", "dampening")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum={group['momentum']} "

@@ -1,7 +1,8 @@
 """Checkpoints: one .npz of arrays (read with allow_pickle=False, so loading cannot run code) plus a
-JSON sidecar for people and tools. Written atomically: a temporary file in the same folder, flushed
-to disk, then renamed over the old one, so a run killed at any moment leaves the previous
-checkpoint intact.
+JSON sidecar for people and tools. Written atomically (minicnn.train.files): both go to temporary
+files, flushed to disk, then the sidecar and last the .npz are renamed over the old ones, so a run
+killed at any moment leaves the previous .npz intact, and a sidecar can be ahead of its .npz only
+until that epoch is written again (the .npz is the checkpoint).
 
 Inside the .npz: `model/<name>` for each entry of the model's state_dict, `optimizer/<name>` for the
 optimizer's arrays, and `__meta__`, the JSON metadata (epoch, configuration, optimizer settings,
@@ -11,14 +12,28 @@ random-generator state, metrics) as UTF-8 bytes, so the .npz alone is a complete
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from minicnn.backend import get_array_module
+from minicnn.train.files import write_atomically
+
 FORMAT = "minicnn-checkpoint-1"
+NUMERIC_KINDS = "biufc"  # bool, signed and unsigned integers, floats, complex: what a tensor can hold
+
+
+def first_non_finite(arrays: dict) -> str | None:
+    """The name of the first floating-point array in `arrays` holding a NaN or an infinity, or None.
+
+    arrays: name -> NumPy or CuPy array (a state_dict); other kinds cannot hold either.
+    """
+    for name, value in arrays.items():
+        if value.dtype.kind in "fc" and not bool(get_array_module(value).isfinite(value).all()):
+            return name
+    return None
 
 
 class CheckpointError(ValueError):
@@ -32,20 +47,9 @@ class Checkpoint:
     meta: dict           # epoch, config, rng state, metrics...
 
 
-def _atomic_write(path: Path, write) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def save_checkpoint(path, model_state: dict, optimizer_state: dict | None, meta: dict) -> Path:
-    """Write `path` (.npz) and its sidecar (.json) atomically; returns the .npz path."""
+    """Write `path` (.npz) and its sidecar (.json) atomically, the .npz last; returns the .npz path.
+    Raises WriteError (an OSError) naming the file when the disk is full, leaving the old pair."""
     path = Path(path)
     meta = {"format": FORMAT, **meta, "optimizer": (optimizer_state or {}).get("config")}
     text = json.dumps(meta, indent=2, sort_keys=True)
@@ -53,8 +57,8 @@ def save_checkpoint(path, model_state: dict, optimizer_state: dict | None, meta:
     for name, value in (optimizer_state or {}).get("arrays", {}).items():
         arrays[f"optimizer/{name}"] = np.asarray(value)
     arrays["__meta__"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _atomic_write(path, lambda file: np.savez(file, **arrays))
-    _atomic_write(path.with_suffix(".json"), lambda file: file.write(text.encode("utf-8")))
+    write_atomically({path.with_suffix(".json"): lambda file: file.write(text.encode("utf-8")),
+                      path: lambda file: np.savez(file, **arrays)})
     return path
 
 
@@ -78,6 +82,10 @@ def load_checkpoint(path) -> Checkpoint:
     strays = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
     if strays:  # np.load hands back entries that are not .npy files as raw bytes
         raise CheckpointError(f"checkpoint {path} has entries that are not arrays: {', '.join(strays)}")
+    for name, value in arrays.items():
+        if name != "__meta__" and value.dtype.kind not in NUMERIC_KINDS:
+            raise CheckpointError(f"checkpoint {path}: entry '{name}' holds {value.dtype} values, not numbers; "
+                                  "the file was not written by minicnn or was altered: use another checkpoint")
     try:
         meta = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -2,14 +2,15 @@
 
 `train(TrainConfig(model="lenet5"))` is what `minicnn train lenet5` does; `resume(run_dir)` continues
 a stopped run from its `last` checkpoint; `evaluate_checkpoint` and `predict` use a finished one.
-The run folder holds config.json, metrics.jsonl, last.npz/.json and best.npz/.json.
+The run folder holds config.json, metrics.jsonl, last.npz/.json and best.npz/.json; it is locked for
+the run's life, and a new run goes only where it replaces nothing but an earlier run (run_folder).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,13 +20,15 @@ from minicnn import backend, data, nn, optim
 from minicnn.autograd import Tensor, no_grad
 from minicnn.data.dataset import pixels_to_float
 from minicnn.functional import softmax
+from minicnn.kernels import native
 from minicnn.plugins import create_model
 from minicnn.spec import build_model, is_spec_path, load_spec
-from minicnn.train.checkpoint import load_checkpoint
+from minicnn.train.checkpoint import CheckpointError, first_non_finite, load_checkpoint
+from minicnn.train.compatibility import check_model_fits
+from minicnn.train import run_folder
+from minicnn.train.config import DEFAULT_LR, TrainConfig
+from minicnn.train.files import write_atomically
 from minicnn.train.trainer import Callbacks, Trainer, evaluate
-
-DEFAULT_LR = {"sgd": 0.03, "adam": 1e-3}
-
 
 # Test-set batches: large enough to keep per-batch overhead small, small enough that evaluating
 # LeNet-5 adds about 5 MB of activations rather than 20 (the whole training process stays near
@@ -34,42 +37,15 @@ EVAL_BATCH_SIZE = 256
 
 
 @dataclass
-class TrainConfig:
-    """Every setting of a run; saved as config.json so the run can be resumed and repeated.
-
-    dataset None means the model's usual data, MNIST, falling back to the bundled "digits" dataset
-    when MNIST can be neither found nor downloaded (a dataset named explicitly never falls back).
-    """
-
-    model: str = "lenet5"
-    dataset: str | None = None
-    data_dir: str | None = None
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float | None = None          # None: 0.03 for SGD, 1e-3 for Adam
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"         # cosine, step (x0.1 every third of the run) or none
-    augment: bool = False            # random crops (and flips for colour images)
-    device: str = "cpu"
-    seed: int | None = None          # None: drawn at random, then recorded
-    out: str | None = None           # None: runs/<model>-<dataset>-<time>
-    limit_train: int | None = None   # train on the first N images only (quick experiments)
-    model_options: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
-@dataclass
 class RunResult:
+    """What a call to `train` or `resume` did: `history` holds the epochs it ran, `best_accuracy` the
+    best test accuracy of the whole run, epochs before a resume included (None before any epoch)."""
+
     out_dir: Path
     history: list
     dataset: str
     fallback_reason: str | None = None
+    best_accuracy: float | None = None
 
 
 def _load_split(name: str, split: str, data_dir: str | None, progress):
@@ -96,29 +72,25 @@ def _datasets(config: TrainConfig, progress, notify: Callable[[str], None]):
 
 
 def _model(config: TrainConfig, num_classes: int, in_channels: int):
-    if is_spec_path(config.model):
-        spec, _ = load_spec(config.model)
-        return build_model(spec), {"spec": spec}
+    if is_spec_path(config.model):  # built from the path, so that its errors name the file
+        return build_model(config.model), {"spec": load_spec(config.model)[0]}
     options = {"num_classes": num_classes, "in_channels": in_channels, **config.model_options}
     return create_model(config.model, **options), {"model_options": options}
 
 
 def _optimizer(config: TrainConfig, model):
+    """The optimizer and the per-epoch scheduler `config` names (its names are checked when it is made)."""
     lr = config.lr if config.lr is not None else DEFAULT_LR.get(config.optimizer)
     if config.optimizer == "sgd":
         opt = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
                         nesterov=config.momentum > 0)
-    elif config.optimizer == "adam":
-        opt = optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     else:
-        raise ValueError(f"unknown optimizer '{config.optimizer}': use sgd or adam")
+        opt = optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     if config.schedule == "cosine":
         return opt, optim.CosineAnnealingLR(opt, T_max=config.epochs)
     if config.schedule == "step":
         return opt, optim.StepLR(opt, step_size=max(config.epochs // 3, 1), gamma=0.1)
-    if config.schedule == "none":
-        return opt, None
-    raise ValueError(f"unknown schedule '{config.schedule}': use cosine, step or none")
+    return opt, None
 
 
 def _transforms(train_set, config: TrainConfig, normalize: dict):
@@ -155,6 +127,7 @@ def channel_statistics(dataset, chunk: int = 1024) -> dict:
 def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, normalize: dict | None = None):
     """Everything a run needs, built from its configuration (also when resuming, with the
     checkpoint's `normalize` statistics rather than a second pass over the training set)."""
+    config.validate()
     target = backend.device(config.device)
     if target.type == "cuda":  # CuPy allocates on the current device: make it the run's (cuda:N)
         backend.check_cuda_device(target).cuda.Device(target.index).use()
@@ -172,6 +145,7 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, n
     model, model_meta = _model(config, train_set.num_classes, train_set.input_size[0])
     nn.fuse_conv_relu(model)
     model.to(target)
+    check_model_fits(model, config.model, train_set.input_size, train_set.num_classes, dataset_name)
     optimizer, scheduler = _optimizer(config, model)
     meta = {
         "model": config.model, **model_meta, "dataset": dataset_name, "classes": list(train_set.classes),
@@ -186,56 +160,105 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, n
     return trainer, dataset_name, fallback
 
 
-def train(config: TrainConfig, callbacks: Callbacks | None = None, progress=None, notify=print) -> RunResult:
-    """Run a training from scratch into config.out (a new folder unless it has no checkpoint yet)."""
+def train(config: TrainConfig, callbacks: Callbacks | None = None, progress=None, notify=print,
+          overwrite: bool = False) -> RunResult:
+    """Run a training from scratch into config.out: a new or empty folder, or with `overwrite` one
+    holding an earlier run, whose files are replaced (see minicnn.train.run_folder)."""
+    native.configure_threads()
     if config.seed is None:
         config.seed = int(np.random.SeedSequence().entropy % 2**31)
-    if config.out is not None and (Path(config.out) / "last.npz").exists():
-        raise FileExistsError(f"{config.out} already holds a run: resume it with --resume {config.out}, or choose another --out")
+    if config.out is not None:  # a folder that cannot be used is refused before any data is read
+        run_folder.check_new(Path(config.out), overwrite)
     trainer, dataset_name, fallback = _prepare(config, progress, notify, callbacks)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
-    (out / "metrics.jsonl").write_text("", encoding="utf-8")
-    history = trainer.fit(config.epochs)
-    return RunResult(out, history, dataset_name, fallback)
+    with run_folder.claim_new(out, overwrite):
+        settings = (json.dumps(asdict(config), indent=2) + "\n").encode("utf-8")
+        write_atomically({out / "config.json": lambda file: file.write(settings),
+                          out / "metrics.jsonl": lambda file: None})
+        history = trainer.fit(config.epochs)
+    return _result(trainer, history, dataset_name, fallback)
 
 
 def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=print, epochs: int | None = None) -> RunResult:
-    """Continue a run from run_dir/last.npz to its configured number of epochs (or `epochs`)."""
+    """Continue a run from run_dir/last.npz to its configured number of epochs (or `epochs`); a run
+    stopped before its first checkpoint starts again from epoch 1, with its seed."""
+    native.configure_threads()
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a minicnn run folder (no config.json): give the --out folder of a run")
-    config = TrainConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-    config.out = str(run_dir)
-    if epochs is not None:
-        config.epochs = epochs
-    checkpoint = load_checkpoint(run_dir / "last.npz")
-    trainer, dataset_name, _ = _prepare(config, progress, notify, callbacks, checkpoint.meta.get("normalize"))
-    trainer.restore(checkpoint)
-    _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.meta)
-    history = trainer.fit(config.epochs)
-    return RunResult(run_dir, history, dataset_name)
+    config = _read_config(config_path)  # before the lock: a folder that is not a run's is left untouched
+    with run_folder.claim_existing(run_dir):
+        config.out = str(run_dir)
+        if epochs is not None:
+            config.epochs = epochs
+        checkpoint = None
+        if (run_dir / "last.npz").exists():
+            checkpoint = load_checkpoint(run_dir / "last.npz")
+        else:
+            notify(f"{run_dir} has no checkpoint yet (the run stopped during its first epoch): starting again from epoch 1")
+        normalize = checkpoint.meta.get("normalize") if checkpoint else None
+        trainer, dataset_name, _ = _prepare(config, progress, notify, callbacks, normalize)
+        if checkpoint is not None:
+            trainer.restore(checkpoint)
+        _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.meta if checkpoint else None)
+        history = trainer.fit(config.epochs)
+    return _result(trainer, history, dataset_name)
 
 
-def _truncate_metrics(path: Path, meta: dict) -> None:
-    """Keep the metrics of the epochs the checkpoint covers (a run killed after writing a line
-    but before its checkpoint would otherwise log that epoch twice)."""
+def _result(trainer: Trainer, history: list, dataset_name: str, fallback: str | None = None) -> RunResult:
+    best = trainer.best_accuracy if trainer.epoch else None
+    return RunResult(trainer.out_dir, history, dataset_name, fallback, best)
+
+
+def _read_config(path: Path) -> TrainConfig:
+    """The settings a run saved; a ValueError naming the file when it was cut short or edited, a
+    FileNotFoundError when it is not a minicnn run's."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(values, dict):
+            raise ValueError(f"it holds a JSON {type(values).__name__}, not an object")
+    except (UnicodeDecodeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise _unreadable(path, error) from None
+    missing = sorted(run_folder.CONFIG_KEYS - set(values))
+    if missing:  # someone else's config.json: never train into their folder
+        raise FileNotFoundError(f"{path.parent} is not a minicnn run folder ({path.name} has no {', '.join(missing)}): "
+                                "give the --out folder of a run")
+    try:
+        return TrainConfig.from_dict(values)
+    except (ValueError, TypeError) as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    return ValueError(f"{path} cannot be read as the run's settings ({error}): it was cut short or edited. Put the "
+                      "settings back (last.json keeps a copy under \"config\"), or start the run again with --overwrite")
+
+
+def _truncate_metrics(path: Path, meta: dict | None) -> None:
+    """Keep the metrics of the epochs the checkpoint covers, none without a checkpoint (a run killed
+    after writing a line but before its checkpoint would otherwise log that epoch twice)."""
     kept = []
-    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
-        try:
-            if json.loads(line)["epoch"] < meta["epoch"]:
-                kept.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):  # a line torn by a crash mid-write
-            continue
-    kept.append(json.dumps(meta["metrics"]))
-    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    if meta is not None:
+        for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+            try:
+                if json.loads(line)["epoch"] < meta["epoch"]:
+                    kept.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError):  # a line torn by a crash mid-write
+                continue
+        kept.append(json.dumps(meta["metrics"]))
+    text = "".join(line + "\n" for line in kept).encode("utf-8")
+    write_atomically({path: lambda file: file.write(text)})
 
 
 def model_from_checkpoint(path):
-    """(model in eval mode, checkpoint metadata) from a checkpoint file."""
+    """(model in eval mode, checkpoint metadata) from a checkpoint file; one whose weights hold a NaN
+    or an infinity is refused, since every prediction it made would be meaningless."""
     checkpoint = load_checkpoint(path)
+    broken = first_non_finite(checkpoint.model)
+    if broken is not None:
+        raise CheckpointError(f"checkpoint {path}: weight '{broken}' holds NaN or infinite values, so the model's "
+                              "outputs would be meaningless; use a checkpoint from before training diverged")
     meta = checkpoint.meta
     model = build_model(meta["spec"]) if "spec" in meta else create_model(meta["model"], **meta.get("model_options", {}))
     model.load_state_dict(checkpoint.model)

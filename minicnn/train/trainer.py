@@ -1,11 +1,16 @@
 """The training loop: epochs of minibatch gradient descent, evaluation, metrics and checkpoints.
 
 Each epoch: train on every batch (forward, cross-entropy, backward, optimizer step), evaluate on
-the test set, append one line to metrics.jsonl, and write the `last` checkpoint (and `best`, when
-test accuracy improved) atomically. Everything a resumed run needs is in the checkpoint: model,
-optimizer, scheduler, epoch, best accuracy and the random generator's state; the data order of
-epoch e depends only on (seed, e). So a run stopped at any moment and resumed from `last`
-finishes with the same weights as one never stopped.
+the test set, append one line to metrics.jsonl, and write the `best` checkpoint (when test accuracy
+improved) and then the `last` one, each atomically. Everything a resumed run needs is in the
+checkpoint: model, optimizer, scheduler, epoch, best accuracy and epoch, and the random generator's
+state; the data order of epoch e depends only on (seed, e). So a run stopped at any moment and
+resumed from `last` finishes with the same weights as one never stopped, and with the same `best`:
+`last` is written last, so a run killed while writing `best` has not recorded the epoch as done and
+writes `best` again when it repeats it.
+
+Weights that became NaN or infinite are never saved (one batch per epoch can take them there with
+a finite loss): the run stops and the last good checkpoints stay.
 
 The loop never prints: it reports through a `Callbacks` object (the CLI draws progress bars).
 """
@@ -23,11 +28,17 @@ import numpy as np
 from minicnn import backend
 from minicnn.autograd import Tensor, no_grad
 from minicnn.functional import cross_entropy
-from minicnn.train.checkpoint import save_checkpoint
+from minicnn.train.checkpoint import first_non_finite, save_checkpoint
+from minicnn.train.files import append_line
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class NonFiniteWeightsError(FloatingPointError):
+    """A weight or buffer became NaN or infinite by the end of an epoch; it is not saved, and the last
+    good checkpoint is kept."""
 
 
 class Callbacks:
@@ -91,6 +102,7 @@ class Trainer:
         self.callbacks = callbacks or Callbacks()
         self.epoch = 0
         self.best_accuracy = -1.0
+        self.best_epoch = None
 
     def state(self) -> dict:
         """What a checkpoint stores besides the model and optimizer arrays."""
@@ -98,6 +110,7 @@ class Trainer:
             **self.meta,
             "epoch": self.epoch,
             "best_accuracy": self.best_accuracy,
+            "best_epoch": self.best_epoch,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng_state": backend.get_rng_state(),
         }
@@ -111,6 +124,7 @@ class Trainer:
         backend.set_rng_state(checkpoint.meta["rng_state"])
         self.epoch = int(checkpoint.meta["epoch"])
         self.best_accuracy = float(checkpoint.meta["best_accuracy"])
+        self.best_epoch = checkpoint.meta.get("best_epoch")  # absent from checkpoints of older minicnn
 
     def fit(self, epochs: int) -> list[dict]:
         """Train until `epochs` epochs are done (counting those of a restored run); returns their metrics."""
@@ -132,11 +146,9 @@ class Trainer:
             loss = cross_entropy(logits, backend.to_device(labels, self.device))
             value = loss.item()
             if not math.isfinite(value):
-                kept = (f"the last good checkpoint (epoch {self.epoch}) is kept in {self.out_dir / 'last.npz'}"
-                        if self.epoch else "no epoch had finished, so there is no checkpoint")
                 raise NonFiniteLossError(
                     f"the loss became {value} at epoch {epoch}, batch {batch}: training stopped. Lower the "
-                    f"learning rate (--lr) or check the data; {kept}"
+                    f"learning rate (--lr) or check the data; {self._kept()}"
                 )
             self.optimizer.zero_grad()
             loss.backward()
@@ -148,7 +160,6 @@ class Trainer:
             self.scheduler.step()
         self.callbacks.on_evaluate_start(epoch, len(self.test_loader))
         test_loss, test_accuracy = evaluate(self.model, self.test_loader, self.device)
-        self.epoch = epoch
         metrics = {
             "epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
             "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": seconds,
@@ -158,14 +169,29 @@ class Trainer:
         self.callbacks.on_epoch_end(metrics)
         return metrics
 
+    def _kept(self) -> str:
+        """What a stopped run leaves: the checkpoint of the last finished epoch, if any."""
+        if not self.epoch:
+            return "no epoch had finished, so there is no checkpoint"
+        return f"the last good checkpoint (epoch {self.epoch}) is kept in {self.out_dir / 'last.npz'}"
+
     def _save(self, metrics: dict) -> None:
+        """Log the epoch and write its checkpoints, best.npz (if it improved) before last.npz, the
+        commit point (see the module's docstring); refuse weights or buffers that are not finite."""
+        model_state = self.model.state_dict()
+        broken = first_non_finite(model_state)
+        if broken is not None:
+            raise NonFiniteWeightsError(
+                f"'{broken}' became NaN or infinite during epoch {metrics['epoch']} (the loss was still finite): "
+                f"training stopped without saving it. Lower the learning rate (--lr); {self._kept()}"
+            )
+        self.epoch = metrics["epoch"]
         improved = metrics["test_accuracy"] > self.best_accuracy
         if improved:
-            self.best_accuracy = metrics["test_accuracy"]
+            self.best_accuracy, self.best_epoch = metrics["test_accuracy"], self.epoch
         state = {**self.state(), "metrics": metrics}
-        model_state, optimizer_state = self.model.state_dict(), self.optimizer.state_dict()
-        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as log:
-            log.write(json.dumps(metrics) + "\n")
-        save_checkpoint(self.out_dir / "last.npz", model_state, optimizer_state, state)
+        optimizer_state = self.optimizer.state_dict()
+        append_line(self.out_dir / "metrics.jsonl", json.dumps(metrics))
         if improved:
             save_checkpoint(self.out_dir / "best.npz", model_state, optimizer_state, state)
+        save_checkpoint(self.out_dir / "last.npz", model_state, optimizer_state, state)

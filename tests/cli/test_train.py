@@ -117,6 +117,60 @@ def test_training_into_a_folder_holding_a_run(run):
     assert_fails(result, 1, "already holds a run", f"--resume {out}")
 
 
+def test_a_folder_in_use_by_a_run_is_refused_naming_the_pid(run):
+    from minicnn.train.run_folder import claim_existing
+
+    _, out = run
+    with claim_existing(out):
+        for arguments in (["--resume", str(out)], ["lenet5", "--dataset", "digits", "--out", str(out), "--overwrite"]):
+            assert_fails(runner.invoke(app, ["train", *arguments]), 1, f"{out} is in use by another minicnn run",
+                         f"PID {os.getpid()}")
+
+
+def short_run(*arguments):
+    return runner.invoke(app, ["train", "lenet5", "--dataset", "digits", "--epochs", "1", "--limit-train", "64",
+                               "--seed", "0", *arguments])
+
+
+def test_overwrite_replaces_a_run_but_never_a_folder_that_is_not_one(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("my settings")
+    for extra in ([], ["--overwrite"]):
+        assert_fails(short_run("--out", str(mine), *extra), 1, "holds no minicnn run (config.json)", "choose another --out")
+    assert [p.name for p in mine.iterdir()] == ["config.json"] and (mine / "config.json").read_text() == "my settings"
+    out = tmp_path / "run"
+    assert short_run("--out", str(out)).exit_code == 0
+    assert_fails(short_run("--out", str(out), "--seed", "1"), 1, "already holds a run", "--overwrite")
+    result = short_run("--out", str(out), "--seed", "1", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["seed"] == 1
+    assert_fails(runner.invoke(app, ["train", "--resume", str(out), "--overwrite"]), 1, "pass one of them")
+
+
+def test_the_summary_after_a_resume_gives_the_best_accuracy_of_the_whole_run(tmp_path, monkeypatch):
+    import minicnn.train.trainer as trainer_module
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device: (1.0, 0.9))
+    assert short_run("--out", str(out)).exit_code == 0
+    settings = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**settings, "epochs": 2}))
+    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device: (1.0, 0.5))
+    result = runner.invoke(app, ["train", "--resume", str(out)])
+    assert result.exit_code == 0, result.output
+    assert flat("test accuracy 50.00% (best 90.00%)") in flat(result.output)
+    assert flat("nothing left to train (best 90.00%)") in flat(runner.invoke(app, ["train", "--resume", str(out)]).output)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_weights_that_became_nan_are_not_saved_and_the_run_fails(tmp_path):
+    result = short_run("--out", str(tmp_path / "r"), "--lr", "1e39", "--batch-size", "64")  # one step of epoch 1
+    assert_fails(result, 1, "became NaN or infinite during epoch 1 (the loss was still finite)", "--lr")
+    assert "NonFiniteWeightsError" not in result.output and "--debug" not in result.output  # a known error
+    assert not (tmp_path / "r" / "best.npz").exists() and not (tmp_path / "r" / "last.npz").exists()
+
+
 @pytest.mark.parametrize("content", [b"not a checkpoint", None], ids=["corrupt", "missing"])
 def test_evaluate_of_a_bad_checkpoint(tmp_path, content):
     path = tmp_path / "best.npz"
@@ -184,3 +238,44 @@ def test_without_a_c_compiler_training_warns_in_one_line_and_runs(tmp_path, monk
     assert flat("warning: minicnn: the C kernels were not built") in flat(result.output), result.output
     assert "native.py" not in result.output and "NativeBuildWarning" not in result.output
     assert (tmp_path / "r" / "last.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, fragment",
+    [("--lr", "nan", "lr (--lr) must be a finite number >= 0, got nan"),
+     ("--lr", "inf", "lr (--lr) must be a finite number >= 0, got inf"),
+     ("--weight-decay", "-inf", "weight_decay (--weight-decay) must be a finite number >= 0"),
+     ("--limit-train", "0", "limit_train (--limit-train) must be a whole number >= 1, got 0"),
+     ("--limit-train", "-5", "limit_train (--limit-train) must be a whole number >= 1, got -5"),
+     ("--optimizer", "sdg", "unknown optimizer 'sdg': use sgd or adam")],
+)
+def test_a_setting_that_cannot_work_is_refused_before_any_work(tmp_path, option, value, fragment):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "lenet5", "--dataset", "digits", "--out", str(out), option, value])
+    assert_fails(result, 1, fragment)
+    assert not out.exists()
+
+
+def test_a_spec_whose_outputs_are_not_the_classes_is_refused_naming_both_numbers(tmp_path):
+    spec = tmp_path / "wide.toml"
+    spec.write_text('[[layers]]\ntype = "Flatten"\n\n[[layers]]\ntype = "Linear"\nin_features = 784\n'
+                    'out_features = 37\n', encoding="utf-8")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(spec), "--dataset", "digits", "--out", str(out)])
+    assert_fails(result, 1, "gives 37 outputs per image (its last layer, '1' (Linear))", "has 10 classes")
+    assert not (out / "last.npz").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_checkpoint_with_nan_weights_is_refused(run, tmp_path, command):
+    _, out = run
+    with np.load(out / "best.npz", allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    name = next(n for n in arrays if n.startswith("model/") and n.endswith("weight"))
+    arrays[name] = np.full_like(arrays[name], np.nan)
+    broken = tmp_path / "nan.npz"
+    np.savez(broken, **arrays)
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    result = runner.invoke(app, [command, str(broken)] + ([str(image)] if command == "predict" else []))
+    assert_fails(result, 1, f"weight '{name[len('model/'):]}' holds NaN or infinite values")

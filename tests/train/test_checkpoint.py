@@ -16,7 +16,7 @@ from minicnn import nn, optim
 from minicnn.autograd import Tensor
 from minicnn.functional import cross_entropy
 from minicnn.train import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from minicnn.train.checkpoint import FORMAT
+from minicnn.train.checkpoint import FORMAT, first_non_finite
 
 
 def small_model():
@@ -122,6 +122,16 @@ def test_a_failed_write_keeps_the_previous_checkpoint_intact(tmp_path, monkeypat
     assert (path.read_bytes(), path.with_suffix(".json").read_bytes()) == before
     loaded = load_checkpoint(path)
     assert loaded.meta["epoch"] == 1 and np.array_equal(loaded.model["w"], np.arange(4.0))
+
+
+def test_a_full_disk_names_the_checkpoint_and_keeps_its_sidecar_too(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "last.npz", {"w": np.arange(4.0)}, None, {"epoch": 1})
+    sidecar = path.with_suffix(".json").read_bytes()
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(OSError, match=rf"could not write {re.escape(str(path))} \(No space left on device\); the disk is "
+                                      "full: free some space. last.npz is left as it was"):
+        save_checkpoint(path, {"w": np.full(4, 7.0)}, None, {"epoch": 2})
+    assert path.with_suffix(".json").read_bytes() == sidecar  # written first, but renamed only after the .npz is written
 
 
 def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
@@ -254,3 +264,23 @@ def test_no_module_of_minicnn_unpickles():
     for path in root.rglob("*.py"):
         source = path.read_text(encoding="utf-8")
         assert not re.search(r"import pickle|from pickle|allow_pickle=True|np\.load\((?![^)]*allow_pickle=False)", source), path
+
+
+@pytest.mark.parametrize("dtype", ["<U3", "S2", "datetime64[s]", [("a", "<f4"), ("b", "<i4")]],
+                         ids=["unicode", "bytes", "datetime", "structured"])
+def test_an_entry_that_does_not_hold_numbers_is_refused_by_name(checkpoint, tmp_path, dtype):
+    with np.load(checkpoint, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["model/1.weight"] = np.zeros(2, dtype=dtype)
+    forged = tmp_path / "forged.npz"
+    np.savez(forged, **arrays)
+    with pytest.raises(CheckpointError, match=rf"{re.escape(str(forged))}: entry 'model/1.weight' holds .* values, not numbers"):
+        load_checkpoint(forged)
+
+
+def test_first_non_finite_names_the_first_float_array_holding_nan_or_inf():
+    arrays = {"a": np.ones(3, np.float32), "count": np.array([2**40]), "b": np.array([1.0, np.inf]),
+              "c": np.array([np.nan])}
+    assert first_non_finite(arrays) == "b"
+    assert first_non_finite({"a": np.ones(3), "mask": np.array([True])}) is None
+    assert first_non_finite({"z": np.array([1 + 0j, complex(0, np.nan)])}) == "z"

@@ -1,8 +1,13 @@
-"""The training loop: metrics.jsonl, last/best checkpoints, a non-finite loss, evaluate(), callbacks,
-and restoring a checkpoint, on a tiny separable dataset and a small model."""
+"""The training loop: metrics.jsonl, last/best checkpoints and their order, a non-finite loss or
+weights, a full disk, evaluate(), callbacks, and restoring a checkpoint, on a tiny separable dataset
+and a small model."""
 
+import errno
 import json
 import math
+import os
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +16,9 @@ import minicnn as mc
 import minicnn.train.trainer as trainer_module
 from minicnn import nn, optim
 from minicnn.data import ArrayDataset, DataLoader
-from minicnn.train import Callbacks, NonFiniteLossError, Trainer, evaluate, load_checkpoint
+from minicnn.train import (
+    Callbacks, NonFiniteLossError, NonFiniteWeightsError, Trainer, WriteError, evaluate, load_checkpoint,
+)
 
 KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second", "lr"}
 
@@ -29,12 +36,12 @@ def linear_model():
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
 
 
-def make_trainer(out, model_factory=linear_model, lr=0.5, scheduler=False, callbacks=None, seed=0):
+def make_trainer(out, model_factory=linear_model, lr=0.5, scheduler=False, callbacks=None, seed=0, batch_size=8):
     mc.manual_seed(seed)
     model = model_factory()
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     schedule = optim.StepLR(optimizer, step_size=1, gamma=0.5) if scheduler else None
-    return Trainer(model, optimizer, DataLoader(rows_dataset(48, 1), 8, shuffle=True, seed=seed),
+    return Trainer(model, optimizer, DataLoader(rows_dataset(48, 1), batch_size, shuffle=True, seed=seed),
                    DataLoader(rows_dataset(24, 2), 10), out, scheduler=schedule, meta={"model": "tiny"},
                    callbacks=callbacks)
 
@@ -69,9 +76,19 @@ def test_last_every_epoch_and_best_only_when_test_accuracy_improves(tmp_path, mo
 
     make_trainer(tmp_path, callbacks=Watch()).fit(5)
     assert seen == [(1, 1, 0.5), (2, 2, 0.7), (3, 2, 0.7), (4, 2, 0.7), (5, 5, 0.9)]
+    assert load_checkpoint(tmp_path / "last.npz").meta["best_epoch"] == 5
     last, best = load_checkpoint(tmp_path / "last.npz"), load_checkpoint(tmp_path / "best.npz")
     assert last.meta["metrics"] == logged(tmp_path)[-1] and last.meta["model"] == "tiny"
     assert all(np.array_equal(best.model[name], value) for name, value in last.model.items())
+
+
+def test_best_is_written_before_last_so_last_commits_the_epoch(tmp_path, monkeypatch):
+    accuracies = iter([0.5, 0.4])
+    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device: (1.0, next(accuracies)))
+    renamed, replace = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: (renamed.append(Path(target).name), replace(source, target)))
+    make_trainer(tmp_path).fit(2)
+    assert renamed == ["best.json", "best.npz", "last.json", "last.npz", "last.json", "last.npz"]
 
 
 def test_a_checkpoint_holds_what_a_resumed_run_needs(tmp_path):
@@ -117,6 +134,59 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
         assert np.isfinite(last.model[name]).all() and np.array_equal(last.model[name], value), name
     assert not np.array_equal(trainer.model.state_dict()["1.weight"], good[1]["1.weight"])  # epoch 2 had trained on
     assert [m["epoch"] for m in logged(tmp_path)] == [1]
+
+
+class Diverge(Callbacks):
+    """From epoch 2 on, a learning rate so large that one step takes the weights past float32's range."""
+
+    def __init__(self):
+        self.trainer = None
+
+    def on_epoch_start(self, epoch, epochs, batches):
+        if epoch == 2:
+            self.trainer.optimizer.param_groups[0]["lr"] = 1e39
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_non_finite_weights_after_a_finite_loss_are_never_saved(tmp_path):
+    diverge = Diverge()
+    trainer = diverge.trainer = make_trainer(tmp_path, batch_size=48, callbacks=diverge)  # one batch per epoch
+    with pytest.raises(NonFiniteWeightsError) as raised:
+        trainer.fit(3)
+    assert not np.isfinite(trainer.model.state_dict()["1.weight"]).all()
+    message = str(raised.value)
+    assert "'1.weight' became NaN or infinite during epoch 2 (the loss was still finite)" in message
+    assert f"the last good checkpoint (epoch 1) is kept in {tmp_path / 'last.npz'}" in message and "--lr" in message
+    for name in ("last.npz", "best.npz"):
+        checkpoint = load_checkpoint(tmp_path / name)
+        assert checkpoint.meta["epoch"] == 1 and all(np.isfinite(v).all() for v in checkpoint.model.values())
+    assert [m["epoch"] for m in logged(tmp_path)] == [1]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_non_finite_weights_in_the_first_epoch_leave_no_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, lr=1e39, batch_size=48)
+    with pytest.raises(NonFiniteWeightsError, match="during epoch 1 .*no epoch had finished, so there is no checkpoint"):
+        trainer.fit(1)
+    assert not (tmp_path / "last.npz").exists() and not (tmp_path / "best.npz").exists()
+
+
+def test_a_full_disk_while_logging_metrics_names_the_file_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path)
+    trainer.fit(1)
+    before = (tmp_path / "last.npz").read_bytes()
+
+    def full_disk(path, *args, **kwargs):
+        if Path(path).name == "metrics.jsonl":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr("minicnn.train.files.open", full_disk, raising=False)
+    with pytest.raises(WriteError, match=rf"could not write {tmp_path / 'metrics.jsonl'} \(No space left on device\); "
+                                         "the disk is full: free some space"):
+        trainer.fit(2)
+    assert (tmp_path / "last.npz").read_bytes() == before and load_checkpoint(tmp_path / "last.npz").meta["epoch"] == 1
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 class Probe(nn.Module):
