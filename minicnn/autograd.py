@@ -283,7 +283,10 @@ def _check_same_device(name: str, tensors: list) -> None:
 
 
 def _as_array(value, like):
-    """A Tensor's array, or a constant (scalar, list, array) made into one on `like`'s device."""
+    """A Tensor's array, or a constant (scalar, list, array) made into one on `like`'s device.
+
+    An array already there is used as it is: class labels on a GPU never make a trip to the host.
+    """
     if isinstance(value, Tensor):
         return value.data
     if value is None:
@@ -291,7 +294,7 @@ def _as_array(value, like):
     xp = backend.get_array_module(like)
     if isinstance(value, (bool, int, float)) and np.issubdtype(like.dtype, np.floating):
         return xp.asarray(value, dtype=like.dtype)
-    return xp.asarray(backend.to_numpy(value) if xp is not np else value)
+    return np.asarray(value) if xp is np else backend.to_device(value, backend.device_of(like))
 
 
 def _check_finite(name, output, arrays) -> None:

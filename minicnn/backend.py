@@ -82,24 +82,42 @@ def cupy_module():
 
 
 def check_cuda_device(target: Device):
-    """Return cupy after making sure `target` names a GPU that exists."""
+    """Return cupy after making sure `target` names a GPU that exists.
+
+    The DeviceError keeps CUDA's own words (its class and text, e.g. "CUDARuntimeError:
+    cudaErrorInsufficientDriver: ..."), since "no GPU" and "a driver older than CuPy's CUDA runtime"
+    call for different fixes.
+    """
     cupy = cupy_module()
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDA runtime errors come in several CuPy classes
-        raise DeviceError(f"no usable CUDA GPU for device '{target}': {error}; use device='cpu'") from error
+        raise DeviceError(
+            f"no usable CUDA GPU for device '{target}': {type(error).__name__}: {error}; use device='cpu'"
+        ) from error
     if target.index >= count:
         raise DeviceError(f"device '{target}' does not exist: this machine has {count} GPU(s)")
     return cupy
 
 
-def gpu_available(target: str | Device = "cuda") -> bool:
-    """Whether CuPy is installed and `target` names a GPU this machine has."""
+def gpu_unavailable_reason(target: str | Device = "cuda") -> str | None:
+    """Why `target` cannot be used here (CuPy missing, no driver, a driver too old for CuPy's CUDA
+    runtime, no such GPU), as check_cuda_device words it; None when it can.
+
+    For whoever has to report a GPU that is not there rather than just skip: `pytest` under
+    MINICNN_REQUIRE_GPU=1 and benchmarks/gpu_check.sh print it.
+    """
     try:
         check_cuda_device(device(target))
-    except DeviceError:
-        return False
-    return True
+    except DeviceError as error:
+        return str(error)
+    return None
+
+
+def gpu_available(target: str | Device = "cuda") -> bool:
+    """Whether CuPy is installed and `target` names a GPU this machine has (gpu_unavailable_reason
+    says why not)."""
+    return gpu_unavailable_reason(target) is None
 
 
 def to_device(array, target: str | Device):
@@ -131,6 +149,57 @@ _seed: int | None = None
 _generators: dict[Device, object] = {}
 
 
+class CounterStream:
+    """A GPU's random stream whose whole state is two integers, `{"seed": s, "draws": k}`.
+
+    Draw k is cuRAND's Philox4x32-10 generator keyed with a hash of (s, k) (NumPy's SeedSequence)
+    and started at offset 0, so draws are independent of each other, a checkpoint stores the stream
+    as plain JSON, and restoring (s, k) replays exactly the draws that followed, whatever cuRAND does
+    inside. CuPy's own generators keep their state in device memory that they do not export. Each
+    draw re-keys one cuRAND generator (microseconds on the host, nothing to synchronise); drawing
+    the masks with the CPU generator and copying them over would cost a host pass and a transfer
+    per dropout layer and step.
+
+    The cuRAND generator is made on the first draw (`_philox_uniform`): a stream can be created
+    and restored from a checkpoint without CuPy, which is needed only to draw.
+    """
+
+    def __init__(self, target: Device, seed: int, draws: int = 0):
+        self.target, self.seed, self.draws = target, int(seed), int(draws)
+        self._uniform = None
+
+    def random(self, shape, dtype="float64"):
+        """Uniform [0, 1) values of `shape`, like numpy.random.Generator.random."""
+        if self._uniform is None:
+            self._uniform = _philox_uniform(self.target)
+        key = int(np.random.SeedSequence([self.seed, self.draws]).generate_state(1, np.uint64)[0])
+        self.draws += 1
+        return self._uniform(key, shape, dtype)
+
+    @property
+    def state(self) -> dict:
+        return {"seed": self.seed, "draws": self.draws}
+
+    @state.setter
+    def state(self, state: dict) -> None:
+        self.seed, self.draws = int(state["seed"]), int(state["draws"])
+
+
+def _philox_uniform(target: Device):
+    """`uniform(key, shape, dtype)` on GPU `target`: cuRAND's Philox generator, keyed, from offset 0."""
+    cupy = check_cuda_device(target)
+    curand = importlib.import_module("cupy.cuda.curand")
+    with cupy.cuda.Device(target.index):
+        generator = cupy.random.RandomState(method=curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+
+    def uniform(key: int, shape, dtype):
+        with cupy.cuda.Device(target.index):
+            generator.seed(key)
+            return generator.random_sample(shape, dtype)
+
+    return uniform
+
+
 def manual_seed(seed: int) -> None:
     """Seed every random generator minicnn uses (initialisation, dropout, shuffling), on every device."""
     global _seed
@@ -139,7 +208,7 @@ def manual_seed(seed: int) -> None:
 
 
 def random_generator(target: str | Device = CPU):
-    """The random generator for a device: NumPy's on the CPU, CuPy's on a GPU.
+    """The random generator for a device: NumPy's on the CPU, a `CounterStream` on a GPU.
 
     Seeded from `manual_seed` when it was called, else from fresh entropy.
     """
@@ -148,19 +217,29 @@ def random_generator(target: str | Device = CPU):
         if target.type == "cpu":
             _generators[target] = np.random.default_rng(_seed)
         else:
-            cupy = check_cuda_device(target)
-            with cupy.cuda.Device(target.index):
-                seed = _seed if _seed is not None else int(np.random.SeedSequence().entropy % 2**63)
-                _generators[target] = cupy.random.default_rng(seed)
+            seed = _seed if _seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+            _generators[target] = CounterStream(target, seed)
     return _generators[target]
 
 
 def get_rng_state() -> dict:
-    """The CPU generator's state (a JSON-friendly dict), for checkpoints: dropout masks and
-    initialisation continue exactly where a resumed run left off."""
-    return random_generator(CPU).bit_generator.state
+    """Every generator's state, by device (`{"cpu": ..., "cuda:0": {"seed": s, "draws": k}}`, plain
+    JSON), for checkpoints: initialisation and dropout masks continue exactly where a resumed run
+    left off, on every device."""
+    states = {"cpu": random_generator(CPU).bit_generator.state}
+    states.update((str(where), stream.state) for where, stream in _generators.items() if where != CPU)
+    return states
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore the CPU generator from `get_rng_state()`."""
-    random_generator(CPU).bit_generator.state = state
+    """Restore the generators from `get_rng_state()`; a GPU stream needs no GPU until it draws.
+
+    The CPU generator's bare state, as checkpoints of older minicnn hold, restores the CPU only.
+    """
+    if "bit_generator" in state:
+        state = {"cpu": state}
+    for where, saved in state.items():
+        if device(where) == CPU:
+            random_generator(CPU).bit_generator.state = saved
+        else:
+            random_generator(where).state = saved

@@ -266,6 +266,26 @@ def test_mixing_devices_names_op_and_devices():
         x + other
 
 
+class Keep(Function):
+    """Returns its first input and keeps the array its second input arrived as."""
+
+    def forward(self, x, constant):
+        self.constant = constant
+        return x
+
+
+def test_a_constant_already_on_the_gpu_is_used_as_it_is(monkeypatch):
+    """Class labels on a GPU go to an op without a trip to the host and back (no GPU here: arrays
+    that report GPU 1, and a to_numpy that records any copy)."""
+    pytest.importorskip("cupy")  # the op asks CuPy for its array module
+    copies = []
+    monkeypatch.setattr(mc.backend, "to_numpy", lambda array: copies.append(array) or np.asarray(array))
+    x, labels = mc.Tensor(np.ones(2).view(FakeGpuArray)), np.array([0, 1]).view(FakeGpuArray)
+    op = Keep()
+    op(x, labels)
+    assert op.constant is labels and copies == []
+
+
 def test_debug_level_1_logs_each_op(caplog):
     mc.set_debug(1)
     try:

@@ -7,12 +7,19 @@ first, (f * g)[m] = Σ_i f[m - i] g[i]; `convolve` does that, `correlate` does n
 
 from __future__ import annotations
 
+import numpy as np
+
 from minicnn.autograd import Function, Tensor
-from minicnn.backend import get_array_module
+from minicnn.backend import device_of, get_array_module
 from minicnn.functional.shape import getitem
 from minicnn.functional.sizes import conv_output_size, pair
 from minicnn.kernels import kernels_for
 from minicnn.kernels.window import Window
+
+
+class ConvolutionMemoryError(MemoryError):
+    """A convolution ran out of memory (NumPy's or CuPy's MemoryError, chained): the message names
+    the layer's shapes and what to change."""
 
 
 class Conv2d(Function):
@@ -29,15 +36,17 @@ class Conv2d(Function):
     product per group, filters (groups, C_out/groups, C_in/groups*kH*kW) @ cols, and the epilogue
     turns the channel-major product into (n, C_out, oH, oW) with bias and activation. The batch
     goes through in slices of n images chosen by the device's kernels: on the CPU, small enough
-    for the matrix to stay in cache; on the GPU, the whole batch. A layer may skip the matrix for
-    a direct convolution where the device's kernels say it serves better: on the GPU, layers with
-    few input channels; on the CPU, when the C kernels are built, every stride-1 layer and the
-    strided ones whose output channels fill the C code's vectors, forward and backward
-    (kernels.DIRECT_BACKWARD).
+    for the matrix to stay in cache; on the GPU, as many as a share of its free memory holds (at
+    least one). A layer may skip the matrix for a direct convolution where the device's kernels
+    say it serves better: on the GPU, layers with few input channels; on the CPU, when the C
+    kernels are built, every stride-1 layer and the strided ones whose output channels fill the C
+    code's vectors, forward and backward (kernels.DIRECT_BACKWARD).
     Backward rebuilds each slice's matrix from the saved input rather than keeping it (for LeNet's
     first layer it is 25 times the input) for the weight gradient, g @ cols^T; the input
-    gradient, filters^T @ g folded back onto the image by col2im, takes the whole batch at once
-    (col2im's loop over kernel offsets costs the same for a slice as for the batch).
+    gradient, filters^T @ g folded back onto the image by col2im, takes the whole batch at once on
+    the CPU (col2im's loop over kernel offsets costs the same for a slice as for the batch) and
+    the same slices on the GPU (the matrix is as large as im2col's).
+    Running out of memory raises ConvolutionMemoryError, naming the shapes.
     """
 
     def __init__(self, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1, activation=None):
@@ -45,6 +54,12 @@ class Conv2d(Function):
         self.activation = activation
 
     def forward(self, x, weight, bias=None):
+        try:
+            return self._forward(x, weight, bias)
+        except MemoryError as error:
+            raise self._out_of_memory("forward", x.shape, weight.shape, x) from error
+
+    def _forward(self, x, weight, bias):
         xp = get_array_module(x)
         kernels = kernels_for(x)
         out_channels, _, kh, kw = weight.shape
@@ -80,6 +95,20 @@ class Conv2d(Function):
         return kernels.im2col(x, part).reshape(self.groups, -1, part.n * part.oh * part.ow)
 
     def backward(self, g):
+        try:
+            return self._backward(g)
+        except MemoryError as error:
+            x_shape = (self.window.n, self.window.c, self.window.h, self.window.w)
+            raise self._out_of_memory("backward", x_shape, self.saved[0].shape, g) from error
+
+    def _out_of_memory(self, stage: str, x_shape, weight_shape, like) -> ConvolutionMemoryError:
+        return ConvolutionMemoryError(
+            f"conv2d: out of memory on {device_of(like)} in the {stage} pass of a layer with input "
+            f"{tuple(x_shape)} {like.dtype} and weight {tuple(weight_shape)}: use a smaller batch than "
+            f"{x_shape[0]} (or smaller images, or fewer channels)"
+        )
+
+    def _backward(self, g):
         xp = get_array_module(g)
         kernels = kernels_for(g)
         weight, x, y = self.saved
@@ -91,17 +120,49 @@ class Conv2d(Function):
         g_rows = g.transpose(1, 0, 2, 3).reshape(filters.shape[:2] + (-1,))
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            gx = kernels.col2im(xp.matmul(filters.transpose(0, 2, 1), g_rows), self.window)
+            gx = self._input_grad(xp, kernels, filters, g_rows)
         if self.needs_input_grad[1]:
             gw = xp.zeros(filters.shape, dtype=g.dtype)
-            per_image = self.window.oh * self.window.ow
             for images, part in self._slices(kernels, g):
-                g_part = g_rows[:, :, images.start * per_image : images.stop * per_image]
-                gw += xp.matmul(g_part, self._cols(kernels, x[images], part).transpose(0, 2, 1))
+                gw += _weight_grad(xp, self._columns(g_rows, images), self._cols(kernels, x[images], part))
             gw = gw.reshape(weight.shape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = g_rows.sum(axis=2).reshape(-1)
         return gx, gw, gb
+
+    def _columns(self, rows, images: slice):
+        """The columns of a channel-major (groups, rows, N*oH*oW) matrix that belong to `images`."""
+        per_image = self.window.oh * self.window.ow
+        return rows[:, :, images.start * per_image : images.stop * per_image]
+
+    def _input_grad(self, xp, kernels, filters, g_rows):
+        """filters^T @ g_rows, (groups, C_in/groups*kH*kW, N*oH*oW), folded onto the image by
+        col2im: (N, C_in, H, W). The CPU takes the whole batch at once; the GPU takes the forward
+        pass's slices, each folded into its own images of gx, since the matrix is as large as the
+        im2col one."""
+        filters_t = filters.transpose(0, 2, 1)
+        if xp is np:
+            return kernels.col2im(xp.matmul(filters_t, g_rows), self.window)
+        window = self.window
+        filters_t = xp.ascontiguousarray(filters_t)  # CuPy's batched matmul would copy it once per slice
+        gx = kernels.empty((window.n, window.c, window.h, window.w), xp.result_type(filters_t, g_rows))
+        for images, part in self._slices(kernels, gx):
+            kernels.col2im(xp.matmul(filters_t, self._columns(g_rows, images)), part, out=gx[images])
+        return gx
+
+
+def _weight_grad(xp, g_part, cols):
+    """g_part (groups, C_out/groups, n*oH*oW) @ cols^T -> (groups, C_out/groups, C_in/groups*kH*kW).
+
+    NumPy hands cols^T, a transposed view, straight to BLAS. CuPy's batched matmul makes each
+    operand C-contiguous first, which for cols^T would copy the whole im2col matrix; on the GPU the
+    product is taken as (cols @ g_part^T)^T instead: the operand CuPy copies is then g_part^T,
+    C_out/groups rows where cols has C_in/groups*kH*kW (a ninth of it for a 3x3 layer that keeps
+    its width), and the transpose of the weight-sized result is a view.
+    """
+    if xp is np:
+        return xp.matmul(g_part, cols.transpose(0, 2, 1))
+    return xp.matmul(cols, g_part.transpose(0, 2, 1)).transpose(0, 2, 1)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, activation: str | None = None) -> Tensor:

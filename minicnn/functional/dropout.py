@@ -8,7 +8,10 @@ from minicnn.backend import device_of, random_generator
 
 class Dropout(Function):
     """Zero each element with probability p and scale the survivors by 1/(1-p) ("inverted"
-    dropout), so the expected value is unchanged and evaluation needs no rescaling."""
+    dropout), so the expected value is unchanged and evaluation needs no rescaling.
+
+    The mask comes from the input's device: NumPy's generator on the CPU, the GPU's
+    `backend.CounterStream` there; checkpoints save both, so a resumed run draws the same masks."""
 
     def __init__(self, p):
         self.p = p

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from minicnn.autograd import Function, Tensor
-from minicnn.backend import get_array_module
+from minicnn.backend import get_array_module, to_device, to_numpy
 from minicnn.functional.activation import log_softmax_array
 
 
@@ -55,21 +57,33 @@ class MSELoss(Function):
 
 
 def cross_entropy(logits, target) -> Tensor:
-    """Classification loss. logits: (N, C) scores; target: (N,) class indices (ints) -> scalar mean."""
+    """Classification loss. logits: (N, C) scores; target: (N,) class indices (ints) -> scalar mean.
+
+    Targets are checked to lie in [0, C). Targets given on the host (a NumPy array or a list) are
+    checked there and then copied once to the logits' device, so a GPU step never waits for the
+    check; targets already on a GPU cost two small reductions and one wait to read their results.
+    """
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {tuple(logits.shape)}")
-    target_array = target.data if isinstance(target, Tensor) else get_array_module(logits.data).asarray(target)
+    target_array = target.data if isinstance(target, Tensor) else target
+    if get_array_module(target_array) is np:
+        target_array = np.asarray(target_array)
     if target_array.ndim != 1 or target_array.shape[0] != logits.shape[0]:
         raise ValueError(
             f"cross_entropy: target must be (N,) = ({logits.shape[0]},) class indices, got shape {tuple(target_array.shape)}"
         )
     if target_array.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer classes, got dtype {target_array.dtype}")
-    if target_array.size and (int(target_array.min()) < 0 or int(target_array.max()) >= logits.shape[1]):
-        raise ValueError(
-            f"cross_entropy: targets range over [{int(target_array.min())}, {int(target_array.max())}] "
-            f"but logits have {logits.shape[1]} classes (valid: 0 to {logits.shape[1] - 1})"
-        )
+    if target_array.size:
+        xp = get_array_module(target_array)
+        low, high = to_numpy(xp.stack((target_array.min(), target_array.max()))).tolist()
+        if low < 0 or high >= logits.shape[1]:
+            raise ValueError(
+                f"cross_entropy: targets range over [{low}, {high}] "
+                f"but logits have {logits.shape[1]} classes (valid: 0 to {logits.shape[1] - 1})"
+            )
+    if not isinstance(target, Tensor):  # a Tensor on another device stays one: the op names both devices
+        target = to_device(target_array, logits.device)
     return CrossEntropy()(logits, target)
 
 

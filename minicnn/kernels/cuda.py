@@ -5,10 +5,12 @@ the process (and by CuPy's on-disk cache across processes). Local `#include "x.c
 expanded here before compiling (each header once, so `#pragma once` is dropped), so the source
 CuPy hashes for its cache is everything NVRTC sees.
 
-Launches follow three rules: inputs are made C-contiguous first; scalars go as NumPy int32/int64
-(CuPy would pass a Python int as a 64-bit long and a float as a double); every kernel walks its
-output with a 64-bit grid-stride loop, so a capped grid covers any size. Dense products are not
-here: they are cuBLAS's, through CuPy's matmul, in minicnn.functional.
+Launches follow four rules: each wrapper allocates, copies, resolves its kernel and launches on
+its input's GPU (CuPy would use the current one, which for a `cuda:N` array need not be N); inputs
+are made C-contiguous first; scalars go as NumPy int32/int64 (CuPy would pass a Python int as a
+64-bit long and a float as a double); every kernel walks its output with a 64-bit grid-stride loop,
+so a capped grid covers any size. Dense products are not here: they are cuBLAS's, through CuPy's
+matmul, in minicnn.functional.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ BLOCKS_PER_MULTIPROCESSOR = 32
 # Direct convolution, without an im2col matrix, when each output sums at most this many products
 # (C_in/groups * kH * kW): LeNet's 1-channel 5x5 first layer, RGB 3x3 and depthwise layers.
 DIRECT_CONV_MAX_TAPS = 32
+# A convolution's slice of the batch keeps its im2col matrix within 1/CONV_CHUNK_SHARE of the
+# memory the GPU has available (the slice's product and the copy of its gradient rows need room
+# too), and within CONV_CHUNK_MAX_BYTES: cuBLAS runs at full speed long before that size.
+CONV_CHUNK_SHARE = 4
+CONV_CHUNK_MAX_BYTES = 1 << 30
 
 _poison = False
 
@@ -78,6 +85,23 @@ def _module(name: str, device_id: int):
         return cupy.RawModule(code=source(name), options=COMPILE_OPTIONS, name_expressions=name_expressions(name))
 
 
+def compile_all(device_id: int = 0) -> list[str]:
+    """Compile every source in KERNELS for GPU `device_id`, as the kernels' first launches would
+    (the same cached modules), and return the instantiated kernel names, each resolved.
+
+    A setup step for GPU checks: RawModule compiles when a kernel is first looked up, so a missing
+    CUDA header or toolkit shows here, with CuPy's own error, before any test runs.
+    """
+    names = []
+    with cupy_module().cuda.Device(device_id):
+        for source_name in KERNELS:
+            module = _module(source_name, device_id)
+            for expression in name_expressions(source_name):
+                module.get_function(expression)
+                names.append(expression)
+    return names
+
+
 @functools.cache
 def _max_blocks(device_id: int) -> int:
     runtime = cupy_module().cuda.runtime
@@ -85,23 +109,29 @@ def _max_blocks(device_id: int) -> int:
     return multiprocessors * BLOCKS_PER_MULTIPROCESSOR
 
 
+def _on_device_of(array):
+    """`with` this around a wrapper's allocations, copies and launch: all on `array`'s GPU."""
+    return cupy_module().cuda.Device(array.device.id)
+
+
 def _launch(source_name: str, kernel: str, like, total: int, *args) -> None:
-    """Run `kernel` from `source_name` for `like`'s dtype over `total` elements."""
+    """Run `kernel` from `source_name` for `like`'s dtype over `total` elements, on `like`'s GPU
+    (a module's functions are loaded per device: the lookup must happen there too)."""
     type_name = TYPE_NAMES.get(like.dtype)
     if type_name is None:
         raise TypeError(f"minicnn's CUDA kernels take float32 or float64 arrays, got {like.dtype}")
     if total == 0:
         return
     device_id = like.device.id
-    function = _module(source_name, device_id).get_function(f"{kernel}<{type_name}>")
-    blocks = min(-(-total // BLOCK_SIZE), _max_blocks(device_id))
     with cupy_module().cuda.Device(device_id):
+        function = _module(source_name, device_id).get_function(f"{kernel}<{type_name}>")
+        blocks = min(-(-total // BLOCK_SIZE), _max_blocks(device_id))
         function((blocks,), (BLOCK_SIZE,), (*args,))
 
 
 def empty(shape: tuple, dtype):
-    """An output buffer that a kernel or a loop of kernels will fill completely (NaN-filled, or
-    INT32_MIN for integers, under `poison_outputs`)."""
+    """An output buffer, on the current GPU, that a kernel or a loop of kernels will fill
+    completely (NaN-filled, or INT32_MIN for integers, under `poison_outputs`)."""
     cupy = cupy_module()
     if not _poison:
         return cupy.empty(shape, dtype=dtype)
@@ -114,8 +144,25 @@ def _contiguous(array):
 
 
 def conv_chunk_size(window: Window, itemsize: int) -> int:
-    """The whole batch at once: a GPU wants the largest products it can get."""
-    return window.n
+    """How many images a convolution takes at a time on the current GPU: as many as keep one
+    slice's im2col matrix, (C*kH*kW, n*oH*oW), within min(CONV_CHUNK_MAX_BYTES, available /
+    CONV_CHUNK_SHARE), and at least one (an empty batch included).
+
+    The whole batch at once would be fastest, but its matrix is kH*kW times the input: VGG-16's
+    conv1_2 at batch 256 would need 30 GB in float32. Free memory is asked each time, so the
+    slices shrink as the activations of a deep network fill the GPU.
+    """
+    per_image = window.c * window.kh * window.kw * window.oh * window.ow * itemsize
+    budget = min(CONV_CHUNK_MAX_BYTES, _available_bytes() // CONV_CHUNK_SHARE)
+    return max(1, budget // per_image)
+
+
+def _available_bytes() -> int:
+    """Bytes the current GPU can hand out: what the driver has free plus what CuPy's memory pool
+    holds unused (the pool serves allocations from those first)."""
+    cupy = cupy_module()
+    free, _total = cupy.cuda.Device().mem_info
+    return free + cupy.get_default_memory_pool().free_bytes()
 
 
 def add(a, b):
@@ -145,9 +192,10 @@ def uses_direct_conv(window: Window, groups: int, out_channels: int, dtype) -> b
 
 def im2col(x, window: Window):
     """x: (N, C, H, W) -> cols (C*kH*kW, N*oH*oW), channel-major, padding read as zeros."""
-    x = _contiguous(x)
-    cols = empty((window.c * window.kh * window.kw, window.n * window.oh * window.ow), x.dtype)
-    _launch("conv.cu", "im2col", x, cols.size, x, cols, np.int64(cols.size), *window.kernel_args())
+    with _on_device_of(x):
+        x = _contiguous(x)
+        cols = empty((window.c * window.kh * window.kw, window.n * window.oh * window.ow), x.dtype)
+        _launch("conv.cu", "im2col", x, cols.size, x, cols, np.int64(cols.size), *window.kernel_args())
     return cols
 
 
@@ -155,9 +203,10 @@ def col2im(cols, window: Window, out=None):
     """The adjoint of `im2col`: cols (C*kH*kW, N*oH*oW) -> (N, C, H, W), into `out` (C-contiguous)
     when given; one thread per input element gathering from every window over it (no atomics:
     deterministic)."""
-    cols = _contiguous(cols)
-    dx = empty((window.n, window.c, window.h, window.w), cols.dtype) if out is None else out
-    _launch("conv.cu", "col2im", cols, dx.size, cols, dx, np.int64(dx.size), *window.kernel_args())
+    with _on_device_of(cols):
+        cols = _contiguous(cols)
+        dx = empty((window.n, window.c, window.h, window.w), cols.dtype) if out is None else out
+        _launch("conv.cu", "col2im", cols, dx.size, cols, dx, np.int64(dx.size), *window.kernel_args())
     return dx
 
 
@@ -165,61 +214,67 @@ def conv_epilogue(cm, shape: tuple, bias, activation: str | None, out=None):
     """cm (C_out, N*oH*oW) -> y (N, C_out, oH, oW) with bias (C_out,) and activation, one pass,
     into `out` (C-contiguous) when given."""
     n, channels, oh, ow = shape
-    y = empty(shape, cm.dtype) if out is None else out
-    cm = _contiguous(cm.astype(y.dtype, copy=False))  # one element type for the kernel, y's
-    bias_arg = cm if bias is None else _contiguous(bias.astype(y.dtype, copy=False))
-    _launch("conv.cu", "conv_epilogue", cm, y.size, cm, bias_arg, y, np.int64(y.size), np.int32(bias is not None),
-            np.int32(ACTIVATIONS[activation]), np.int32(n), np.int32(channels), np.int64(oh * ow))
+    with _on_device_of(cm):
+        y = empty(shape, cm.dtype) if out is None else out
+        cm = _contiguous(cm.astype(y.dtype, copy=False))  # one element type for the kernel, y's
+        bias_arg = cm if bias is None else _contiguous(bias.astype(y.dtype, copy=False))
+        _launch("conv.cu", "conv_epilogue", cm, y.size, cm, bias_arg, y, np.int64(y.size), np.int32(bias is not None),
+                np.int32(ACTIVATIONS[activation]), np.int32(n), np.int32(channels), np.int64(oh * ow))
     return y
 
 
 def direct_conv2d(x, weight, bias, window: Window, groups: int, activation: str | None):
     """x: (N, C, H, W), weight: (C_out, C/groups, kH, kW) -> y (N, C_out, oH, oW) with bias and
     activation, every output summing its products straight from x, in x's dtype (as on the CPU)."""
-    x, weight = _contiguous(x), _contiguous(weight.astype(x.dtype, copy=False))
-    out_channels = weight.shape[0]
-    y = empty((window.n, out_channels, window.oh, window.ow), x.dtype)
-    bias_arg = weight if bias is None else _contiguous(bias.astype(x.dtype, copy=False))
-    _launch("conv.cu", "direct_conv2d", x, y.size, x, weight, bias_arg, y, np.int64(y.size),
-            np.int32(bias is not None), np.int32(ACTIVATIONS[activation]), np.int32(out_channels), np.int32(groups),
-            *window.kernel_args())
+    with _on_device_of(x):
+        x, weight = _contiguous(x), _contiguous(weight.astype(x.dtype, copy=False))
+        out_channels = weight.shape[0]
+        y = empty((window.n, out_channels, window.oh, window.ow), x.dtype)
+        bias_arg = weight if bias is None else _contiguous(bias.astype(x.dtype, copy=False))
+        _launch("conv.cu", "direct_conv2d", x, y.size, x, weight, bias_arg, y, np.int64(y.size),
+                np.int32(bias is not None), np.int32(ACTIVATIONS[activation]), np.int32(out_channels),
+                np.int32(groups), *window.kernel_args())
     return y
 
 
 def max_pool(x, window: Window):
     """x: (N, C, H, W) -> (y, argmax), both (N, C, oH, oW); argmax (int32) is the kernel offset
     a*kW + b of each window's first maximum among its real cells (a NaN counts as the maximum)."""
-    x = _contiguous(x)
     shape = (window.n, window.c, window.oh, window.ow)
-    y, argmax = empty(shape, x.dtype), empty(shape, np.int32)
-    _launch("pool.cu", "max_pool", x, y.size, x, y, argmax, np.int64(y.size), *window.kernel_args())
+    with _on_device_of(x):
+        x = _contiguous(x)
+        y, argmax = empty(shape, x.dtype), empty(shape, np.int32)
+        _launch("pool.cu", "max_pool", x, y.size, x, y, argmax, np.int64(y.size), *window.kernel_args())
     return y, argmax
 
 
 def max_pool_backward(g, argmax, window: Window):
     """g, argmax: (N, C, oH, oW) -> (N, C, H, W), each input element gathering the gradient of
     every window whose argmax it is."""
-    g = _contiguous(g)
-    dx = empty((window.n, window.c, window.h, window.w), g.dtype)
-    _launch("pool.cu", "max_pool_backward", g, dx.size, g, _contiguous(argmax), dx, np.int64(dx.size),
-            *window.kernel_args())
+    with _on_device_of(g):
+        g = _contiguous(g)
+        dx = empty((window.n, window.c, window.h, window.w), g.dtype)
+        _launch("pool.cu", "max_pool_backward", g, dx.size, g, _contiguous(argmax), dx, np.int64(dx.size),
+                *window.kernel_args())
     return dx
 
 
 def avg_pool(x, window: Window, count_include_pad: bool):
     """x: (N, C, H, W) -> (N, C, oH, oW), each window's sum over its divisor (PyTorch's counts)."""
-    x = _contiguous(x)
-    y = empty((window.n, window.c, window.oh, window.ow), x.dtype)
-    _launch("pool.cu", "avg_pool", x, y.size, x, y, np.int64(y.size), np.int32(count_include_pad),
-            *window.kernel_args())
+    with _on_device_of(x):
+        x = _contiguous(x)
+        y = empty((window.n, window.c, window.oh, window.ow), x.dtype)
+        _launch("pool.cu", "avg_pool", x, y.size, x, y, np.int64(y.size), np.int32(count_include_pad),
+                *window.kernel_args())
     return y
 
 
 def avg_pool_backward(g, window: Window, count_include_pad: bool):
     """g: (N, C, oH, oW) -> (N, C, H, W), each input element gathering gradient / divisor of
     every window over it."""
-    g = _contiguous(g)
-    dx = empty((window.n, window.c, window.h, window.w), g.dtype)
-    _launch("pool.cu", "avg_pool_backward", g, dx.size, g, dx, np.int64(dx.size), np.int32(count_include_pad),
-            *window.kernel_args())
+    with _on_device_of(g):
+        g = _contiguous(g)
+        dx = empty((window.n, window.c, window.h, window.w), g.dtype)
+        _launch("pool.cu", "avg_pool_backward", g, dx.size, g, dx, np.int64(dx.size), np.int32(count_include_pad),
+                *window.kernel_args())
     return dx

@@ -12,6 +12,13 @@ writes `best` again when it repeats it.
 Weights that became NaN or infinite are never saved (one batch per epoch can take them there with
 a finite loss): the run stops and the last good checkpoints stay.
 
+Reading a loss or logits on a GPU waits for every kernel queued before it, so each batch's loss and
+predicted classes stay on the device (`PendingBatches`) and are read every `sync_every` batches
+and at the epoch's last batch: every batch on the CPU, where reading costs nothing, and every
+GPU_SYNC_EVERY on a GPU. A NaN or infinite loss is checked at each read, before that batch's step,
+and named by the batch that produced it; on a GPU up to GPU_SYNC_EVERY - 1 further steps may have
+run by then, on weights that are never saved.
+
 The loop never prints: it reports through a `Callbacks` object (the CLI draws progress bars).
 """
 
@@ -31,6 +38,11 @@ from minicnn.functional import cross_entropy
 from minicnn.train.checkpoint import first_non_finite, save_checkpoint
 from minicnn.train.files import append_line
 
+# Batches between two reads of the metrics on a GPU: one wait per 20 steps costs next to nothing
+# (the GPU works through the queued steps meanwhile), and the progress bar still moves several times
+# a second for models the size of LeNet-5, where a step takes milliseconds.
+GPU_SYNC_EVERY = 20
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -48,7 +60,8 @@ class Callbacks:
         pass
 
     def on_batch(self, epoch: int, batch: int, loss: float, accuracy: float, images_per_second: float) -> None:
-        pass
+        """After the step of every `Trainer.sync_every`-th batch and of the epoch's last one (every batch
+        on the CPU, every GPU_SYNC_EVERY on a GPU); loss and accuracy are the epoch's means so far."""
 
     def on_evaluate_start(self, epoch: int, batches: int) -> None:
         pass
@@ -63,10 +76,10 @@ class EpochStats:
     correct: int = 0
     seen: int = 0
 
-    def add(self, loss: float, logits: np.ndarray, labels: np.ndarray) -> None:
-        self.loss_sum += loss * len(labels)
-        self.correct += int((logits.argmax(axis=1) == labels).sum())
-        self.seen += len(labels)
+    def add(self, loss: float, correct: int, size: int) -> None:
+        self.loss_sum += loss * size
+        self.correct += correct
+        self.seen += size
 
     @property
     def loss(self) -> float:
@@ -77,27 +90,66 @@ class EpochStats:
         return self.correct / max(self.seen, 1)
 
 
+class PendingBatches:
+    """Batches whose loss and predicted classes have not been read yet, kept where they were computed.
+
+    add() keeps a batch's loss (a 0-d array) and the argmax of its logits (N,) on their device, and
+    its labels (N,) on the host; read() brings every loss and prediction to the host in two copies
+    and empties the list.
+    """
+
+    def __init__(self):
+        self._batches = []
+
+    def add(self, batch: int, loss: Tensor, logits: Tensor, labels: np.ndarray) -> None:
+        self._batches.append((batch, loss.data, logits.data.argmax(axis=1), labels))
+
+    def read(self) -> list[tuple[int, float, int, int]]:
+        """(batch, loss, correct predictions, batch size) of each pending batch, in order."""
+        if not self._batches:
+            return []
+        batches, losses, predictions, labels = zip(*self._batches)
+        self._batches = []
+        xp = backend.get_array_module(losses[0])
+        losses = backend.to_numpy(xp.stack(losses)).tolist()
+        predicted = backend.to_numpy(xp.concatenate(predictions))
+        rows, start = [], 0
+        for batch, loss, truth in zip(batches, losses, labels):
+            rows.append((batch, loss, int((predicted[start:start + len(truth)] == truth).sum()), len(truth)))
+            start += len(truth)
+        return rows
+
+
 def evaluate(model, loader, device="cpu") -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of `model` over every batch of `loader`, in eval mode."""
-    stats = EpochStats()
+    """(mean cross-entropy, accuracy) of `model` over every batch of `loader`, in eval mode; the
+    metrics are read from the device once, at the end."""
+    stats, pending = EpochStats(), PendingBatches()
     with model.evaluating(), no_grad():
-        for images, labels in loader:
+        for batch, (images, labels) in enumerate(loader, start=1):
             logits = model(Tensor(backend.to_device(images, device)))
-            loss = cross_entropy(logits, backend.to_device(labels, device))
-            stats.add(loss.item(), logits.numpy(), labels)
+            pending.add(batch, cross_entropy(logits, labels), logits, labels)
+    for _, loss, correct, size in pending.read():
+        stats.add(loss, correct, size)
     return stats.loss, stats.accuracy
 
 
 class Trainer:
     """Trains `model` with `optimizer` (and an optional per-epoch `scheduler`) on `train_loader`,
     evaluating on `test_loader`, writing into `out_dir`. `meta` is stored in every checkpoint
-    (what is needed to rebuild the model and its data later: names, classes, normalisation)."""
+    (what is needed to rebuild the model and its data later: names, classes, normalisation).
+    `sync_every`: batches between reads of the loss and accuracy (see the module's docstring);
+    default 1 on the CPU, GPU_SYNC_EVERY on a GPU."""
 
     def __init__(self, model, optimizer, train_loader, test_loader, out_dir, scheduler=None, device="cpu",
-                 meta: dict | None = None, callbacks: Callbacks | None = None):
+                 meta: dict | None = None, callbacks: Callbacks | None = None, sync_every: int | None = None):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.test_loader = train_loader, test_loader
         self.out_dir, self.device = Path(out_dir), backend.device(device)
+        if sync_every is None:
+            sync_every = 1 if self.device.type == "cpu" else GPU_SYNC_EVERY
+        if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
+            raise ValueError(f"Trainer: sync_every must be a whole number of batches, 1 or more, got {sync_every!r}")
+        self.sync_every = sync_every
         self.meta = dict(meta or {})
         self.callbacks = callbacks or Callbacks()
         self.epoch = 0
@@ -138,23 +190,22 @@ class Trainer:
         self.model.train()
         self.train_loader.set_epoch(epoch)
         self.callbacks.on_epoch_start(epoch, epochs, len(self.train_loader))
-        stats = EpochStats()
+        stats, pending = EpochStats(), PendingBatches()
+        batches = len(self.train_loader)
         lr = self.optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         for batch, (images, labels) in enumerate(self.train_loader, start=1):
             logits = self.model(Tensor(backend.to_device(images, self.device)))
-            loss = cross_entropy(logits, backend.to_device(labels, self.device))
-            value = loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"the loss became {value} at epoch {epoch}, batch {batch}: training stopped. Lower the "
-                    f"learning rate (--lr) or check the data; {self._kept()}"
-                )
+            loss = cross_entropy(logits, labels)  # labels from the host: checked there, copied once
+            pending.add(batch, loss, logits, labels)
+            read = batch % self.sync_every == 0 or batch == batches
+            if read:
+                self._take(pending, stats, epoch)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
-            stats.add(value, logits.numpy(), labels)
-            self.callbacks.on_batch(epoch, batch, stats.loss, stats.accuracy, stats.seen / (time.perf_counter() - start))
+            if read:
+                self.callbacks.on_batch(epoch, batch, stats.loss, stats.accuracy, stats.seen / (time.perf_counter() - start))
         seconds = time.perf_counter() - start
         if self.scheduler is not None:
             self.scheduler.step()
@@ -168,6 +219,16 @@ class Trainer:
         self._save(metrics)
         self.callbacks.on_epoch_end(metrics)
         return metrics
+
+    def _take(self, pending: PendingBatches, stats: EpochStats, epoch: int) -> None:
+        """Add the pending batches to `stats`, stopping at the first whose loss is not finite."""
+        for batch, loss, correct, size in pending.read():
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"the loss became {loss} at epoch {epoch}, batch {batch}: training stopped. Lower the "
+                    f"learning rate (--lr) or check the data; {self._kept()}"
+                )
+            stats.add(loss, correct, size)
 
     def _kept(self) -> str:
         """What a stopped run leaves: the checkpoint of the last finished epoch, if any."""

@@ -325,6 +325,50 @@ def test_conv2d_input_gradient_is_zero_where_no_window_reads():
     np.testing.assert_allclose(g[0:2, 3:5], w.numpy()[0, 0])
 
 
+def conv2d_with_grads(x, w, b, **kwargs):
+    """(y, gx, gw, gb) of conv2d for the upstream gradient linspace(-1, 1)."""
+    x, w, b = t(x, True), t(w, True), t(b, True)
+    y = F.conv2d(x, w, b, **kwargs)
+    y.backward(t(np.linspace(-1, 1, y.numpy().size).reshape(y.shape)))
+    return y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()
+
+
+@pytest.mark.parametrize("kwargs", [dict(dilation=2, padding=2), dict(stride=2, padding=1, groups=2)])
+def test_conv2d_in_one_image_slices_equals_the_whole_batch_at_once(monkeypatch, kwargs):
+    """The im2col path (dilated, strided and grouped layers) sliced image by image, forward and
+    both gradients, against the whole batch in one slice."""
+    from minicnn.kernels import cpu
+
+    groups = kwargs.get("groups", 1)
+    x, w, b = (rng.standard_normal(shape) for shape in [(5, 4, 9, 8), (6, 4 // groups, 3, 3), (6,)])
+    monkeypatch.setattr(cpu, "CONV_CHUNK_BYTES", 1 << 40)
+    whole = conv2d_with_grads(x, w, b, **kwargs)
+    monkeypatch.setattr(cpu, "CONV_CHUNK_BYTES", 1)
+    for name, sliced, expected in zip(["y", "gx", "gw", "gb"], conv2d_with_grads(x, w, b, **kwargs), whole):
+        np.testing.assert_allclose(sliced, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("stage", ["forward", "backward"])
+def test_conv2d_out_of_memory_names_the_layer_and_a_smaller_batch(monkeypatch, stage):
+    from minicnn.functional.conv import ConvolutionMemoryError
+    from minicnn.kernels import cpu
+
+    x, w = t(rng.standard_normal((3, 4, 6, 5)), True), t(rng.standard_normal((2, 4, 3, 3)), True)
+    original = MemoryError("Unable to allocate 30 GiB")
+
+    def fail(*args):
+        raise original
+
+    y = F.conv2d(x, w, dilation=2)  # the im2col path, whose matrices are the large allocations
+    monkeypatch.setattr(cpu, "im2col", fail)
+    monkeypatch.setattr(cpu, "col2im", fail)
+    with pytest.raises(ConvolutionMemoryError,
+                       match=rf"conv2d: out of memory on cpu in the {stage} pass of a layer with input \(3, 4, 6, 5\) "
+                             r"float64 and weight \(2, 4, 3, 3\): use a smaller batch than 3") as caught:
+        F.conv2d(x, w, dilation=2) if stage == "forward" else y.sum().backward()
+    assert caught.value.__cause__ is original and isinstance(caught.value, MemoryError)
+
+
 def test_conv2d_gradients_accumulate_when_an_input_is_used_twice():
     x = t(rng.standard_normal((1, 1, 4, 4)), True)
     w = t(rng.standard_normal((1, 1, 3, 3)), True)

@@ -1,12 +1,16 @@
-"""dropout: identity outside training, inverted-dropout statistics, reproducible masks, gradients."""
+"""dropout: identity outside training, inverted-dropout statistics, reproducible masks (on a GPU
+too, across a checkpoint), gradients."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import minicnn as mc
 import minicnn.functional as F
+from minicnn import backend
 from minicnn.testing import gradcheck
 
 
@@ -79,6 +83,35 @@ def test_manual_seed_makes_the_mask_reproducible():
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first == 0, second_draw == 0)
     assert not np.array_equal(first == 0, other_seed == 0)
+
+
+class FakeGpuArray(np.ndarray):
+    """An array whose type says it is CuPy's, on GPU 0: all that backend.device_of reads."""
+
+    device = SimpleNamespace(id=0)
+
+
+FakeGpuArray.__module__ = "cupy"
+
+
+def numpy_uniform(target):
+    """Stands in for cuRAND on a GPU: each draw's uniforms from NumPy, keyed the same way."""
+    return lambda key, shape, dtype: np.random.default_rng(key).random(shape, dtype)
+
+
+def test_gpu_masks_come_from_the_device_stream_and_a_restored_state_replays_them(monkeypatch):
+    monkeypatch.setattr(backend, "_philox_uniform", numpy_uniform)
+    monkeypatch.setattr(backend, "_generators", {})
+    x = mc.Tensor(positive((50, 40)).view(FakeGpuArray))
+    mc.manual_seed(3)
+    first = F.dropout(x, p=0.4).data
+    state = backend.get_rng_state()
+    second = F.dropout(x, p=0.4).data
+    mc.manual_seed(3)  # a resumed run seeds again, then restores the checkpoint's state
+    backend.set_rng_state(state)
+    np.testing.assert_array_equal(F.dropout(x, p=0.4).data, second)
+    assert not np.array_equal(first == 0, second == 0) and 0 < (second == 0).mean() < 1
+    assert backend.random_generator("cuda").state == {"seed": 3, "draws": 2}
 
 
 def test_gradient_equals_the_mask_scale():

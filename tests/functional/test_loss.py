@@ -1,12 +1,16 @@
-"""cross_entropy and mse_loss against float64 NumPy references, hand values and finite differences."""
+"""cross_entropy and mse_loss against float64 NumPy references, hand values and finite differences;
+where cross_entropy checks host targets for GPU logits."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import minicnn as mc
 import minicnn.functional as F
+import minicnn.functional.loss as loss_module
 from minicnn.testing import gradcheck
 
 
@@ -99,6 +103,48 @@ def test_cross_entropy_out_of_range_target_names_range_and_classes(target):
     low, high = min(target), max(target)
     with pytest.raises(ValueError, match=rf"cross_entropy.*\[{low}, {high}\].*3 classes"):
         F.cross_entropy(logits, np.array(target))
+
+
+class FakeGpuArray(np.ndarray):
+    """An array whose type says it is CuPy's, on GPU 1: all that backend.device_of reads."""
+
+    device = SimpleNamespace(id=1)
+
+
+FakeGpuArray.__module__ = "cupy"
+
+
+class Copied(Exception):
+    """Raised by the stand-in for the copy to the GPU, which cannot run here."""
+
+
+@pytest.fixture
+def copies_to_the_gpu(monkeypatch):
+    """Records (array, device) of each copy cross_entropy makes, then stops it: no GPU here."""
+    copies = []
+
+    def record(array, target):
+        copies.append((array, target))
+        raise Copied
+
+    monkeypatch.setattr(loss_module, "to_device", record)
+    return copies
+
+
+def test_host_targets_for_gpu_logits_are_checked_on_the_host_before_any_copy(copies_to_the_gpu):
+    logits = mc.Tensor(np.zeros((2, 3)).view(FakeGpuArray))
+    with pytest.raises(ValueError, match=r"cross_entropy: targets range over \[0, 7\] but logits have 3 classes"):
+        F.cross_entropy(logits, np.array([0, 7]))
+    assert copies_to_the_gpu == []
+
+
+def test_host_targets_for_gpu_logits_are_copied_to_their_device_once(copies_to_the_gpu):
+    target = np.array([2, 0])
+    with pytest.raises(Copied):
+        F.cross_entropy(mc.Tensor(np.zeros((2, 3)).view(FakeGpuArray)), target)
+    assert len(copies_to_the_gpu) == 1
+    array, device = copies_to_the_gpu[0]
+    assert array is target and device == mc.device("cuda:1")
 
 
 @pytest.mark.parametrize("target", [np.array([0.0, 1.0]), np.array([0.5, 1.0], dtype=np.float32)])

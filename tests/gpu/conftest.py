@@ -7,7 +7,9 @@ shows up as NaN rather than as whatever the allocator handed back (often the rig
 previous test).
 
 Each test module marks itself `gpu` and skips where `gpu_available()` is False; CuPy and the CUDA
-kernels are imported only when a GPU test runs.
+kernels are imported only when a GPU test runs. Under MINICNN_REQUIRE_GPU=1 (benchmarks/gpu_check.sh)
+no usable GPU fails the session at its start instead, and any skipped test fails it at the end
+(tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def distinct_values(rng):
 
 @pytest.fixture(autouse=True)
 def poisoned_outputs():
-    """Every output buffer the CUDA kernels allocate starts as NaN for the whole test."""
+    """Every output buffer the CUDA kernels allocate starts as NaN for the whole test. Without a GPU
+    the test itself skips, or in the required mode the session never starts: nothing to poison."""
     if not gpu_available():
         yield
         return

@@ -5,11 +5,13 @@ The shapes reach every path and edge of the CUDA kernels: 1 to 4 input channels 
 direct convolution that LeNet-like layers may take) and more (im2col, cuBLAS, col2im), channel
 counts that are no multiple of any tile, batch 1, non-square images, strides that skip pixels
 (their gradient must be exactly zero: the poisoned buffers show any pixel col2im misses), dilation,
-groups, and every kind of padding.
+groups, and every kind of padding; an empty batch; tensors larger than one full grid of the
+kernels, so that every thread goes round its grid-stride loop; and batches taken in slices.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import numpy as np
@@ -43,6 +45,7 @@ CASES = {
     "groups2_7_per_group": ((2, 14, 11, 13), (10, 7, 3, 3), True, dict(groups=2, padding=1)),
     "depthwise": ((2, 13, 11, 9), (13, 1, 3, 3), True, dict(groups=13, padding=1)),
     "depthwise_x2_s2_d2": ((1, 5, 13, 17), (10, 1, 3, 3), False, dict(groups=5, stride=2, dilation=2)),
+    "cin6_empty_batch": ((0, 6, 9, 9), (4, 6, 3, 3), True, dict(padding=1)),
 }
 
 
@@ -106,6 +109,37 @@ def test_conv2d_fused_bias_relu(case, dtype, rng, same_on_gpu):
     same_on_gpu(fused, inputs, dtype, rng, "sum", reference=unfused)
 
 
+def images_past_one_grid(image_size: int) -> int:
+    """How many images of `image_size` elements exceed one full grid of the CUDA kernels on this
+    GPU (blocks capped at 32 per multiprocessor, of BLOCK_SIZE threads: 1,081,344 elements on an
+    H100 or H200), so every thread goes round its grid-stride loop at least twice."""
+    cuda = importlib.import_module("minicnn.kernels.cuda")
+    return cuda._max_blocks(0) * cuda.BLOCK_SIZE // image_size + 1
+
+
+# (channels in, channels out): 8 -> 8 takes im2col, cuBLAS and the epilogue forward and col2im
+# backward; 3 -> 8 the direct convolution forward. Every kernel's output exceeds one grid.
+PAST_ONE_GRID = {"im2col": (8, 8), "direct": (3, 8)}
+
+
+@pytest.mark.parametrize("channels", PAST_ONE_GRID.values(), ids=PAST_ONE_GRID.keys())
+def test_conv2d_past_one_grid(channels, dtype, rng, same_on_gpu):
+    c_in, c_out = channels
+    x_shape = (images_past_one_grid(c_in * 128 * 128), c_in, 128, 128)
+    inputs = [rng.standard_normal(x_shape), rng.standard_normal((c_out, c_in, 3, 3)), rng.standard_normal(c_out)]
+    same_on_gpu(lambda x, w, b: F.conv2d(x, w, b, padding=1), inputs, dtype, rng, "sum")
+
+
+@pytest.mark.parametrize("case", ["cin16_resnet_stage", "groups2_7_per_group", "cin33_stride_and_pad_pairs"])
+def test_conv2d_in_one_image_slices(case, monkeypatch, dtype, rng, same_on_gpu):
+    """With room for one image's im2col matrix only, forward and both gradients go slice by slice
+    (the input gradient folded into its own images of gx) and still equal the CPU's."""
+    cuda = importlib.import_module("minicnn.kernels.cuda")
+    monkeypatch.setattr(cuda, "CONV_CHUNK_MAX_BYTES", 1)
+    x_shape, w_shape, with_bias, kwargs = CASES[case]
+    same_on_gpu(lambda *a: F.conv2d(*a, **kwargs), conv_inputs(rng, x_shape, w_shape, with_bias), dtype, rng, "sum")
+
+
 # Small enough for compute-sanitizer memcheck (the device script selects these by name), yet with
 # windows at every edge: float32 only.
 
@@ -123,3 +157,11 @@ def test_sanitizer_conv2d_bias_relu(rng, same_on_gpu):
     inputs = [on_grid(rng, (1, 5, 6, 5), 0.25), on_grid(rng, (4, 5, 3, 3), 0.25), on_grid(rng, 4, 1 / 16) + 1 / 32]
     same_on_gpu(lambda x, w, b: F.conv2d(x, w, b, 1, 1, 1, 1, activation="relu"), inputs, np.float32, rng, "sum",
                 reference=lambda x, w, b: F.relu(F.conv2d(x, w, b, 1, 1)))
+
+
+def test_sanitizer_conv2d_past_one_grid(rng, same_on_gpu):
+    """im2col, the epilogue and col2im each just past one full grid: every thread's second trip
+    round its loop, at the tensors' far ends, under memcheck."""
+    x_shape = (images_past_one_grid(8 * 128 * 128), 8, 128, 128)
+    inputs = [rng.standard_normal(x_shape), rng.standard_normal((8, 8, 3, 3)), rng.standard_normal(8)]
+    same_on_gpu(lambda x, w, b: F.conv2d(x, w, b, padding=1), inputs, np.float32, rng, "sum")

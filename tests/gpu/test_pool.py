@@ -4,10 +4,13 @@ Max pooling is compared on distinct values (one maximum per window) and on small
 ties are everywhere: the gradient must go to the FIRST maximum in row-major order on both devices,
 and padding (-inf) must never win, even over all-negative windows. Strides larger than the kernel
 leave pixels in no window, whose gradient must be exactly zero (the poisoned buffers show any
-pixel a kernel misses).
+pixel a kernel misses). Tensors larger than one full grid of the kernels send every thread round
+its grid-stride loop, forward and backward.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
@@ -80,6 +83,21 @@ def test_adaptive_avg_pool2d(shape, output_size, dtype, rng, same_on_gpu):
     same_on_gpu(lambda x: F.adaptive_avg_pool2d(x, output_size), [rng.standard_normal(shape)], dtype, rng, "sum")
 
 
+def past_one_grid_shape(channels: int = 4, side: int = 128) -> tuple:
+    """(N, channels, side, side) with more elements than one full grid of the CUDA kernels on this
+    GPU (blocks capped at 32 per multiprocessor, of BLOCK_SIZE threads: 1,081,344 elements on an
+    H100 or H200); pooled 3x3 with stride 1 and padding 1 the output is as large."""
+    cuda = importlib.import_module("minicnn.kernels.cuda")
+    return (cuda._max_blocks(0) * cuda.BLOCK_SIZE // (channels * side * side) + 1, channels, side, side)
+
+
+def test_pooling_past_one_grid(dtype, rng, distinct_values, same_on_gpu):
+    shape = past_one_grid_shape()
+    same_on_gpu(lambda x: F.max_pool2d(x, 3, 1, 1), [distinct_values(shape)], dtype, rng)
+    same_on_gpu(lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), [rng.standard_normal(shape)], dtype, rng,
+                "sum")
+
+
 # Small enough for compute-sanitizer memcheck (the device script selects these by name), with a
 # ceil-mode window hanging past the padding: float32 only.
 
@@ -90,3 +108,10 @@ def test_sanitizer_max_pool2d(rng, distinct_values, same_on_gpu):
 def test_sanitizer_avg_pool2d(rng, same_on_gpu):
     same_on_gpu(lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
                 [rng.standard_normal((1, 3, 8, 7))], np.float32, rng, "sum")
+
+
+def test_sanitizer_pooling_past_one_grid(rng, distinct_values, same_on_gpu):
+    """Max and average pooling forward and backward, each just past one full grid, under memcheck."""
+    shape = past_one_grid_shape()
+    same_on_gpu(lambda x: F.max_pool2d(x, 3, 1, 1), [distinct_values(shape)], np.float32, rng)
+    same_on_gpu(lambda x: F.avg_pool2d(x, 3, 1, 1), [rng.standard_normal(shape)], np.float32, rng, "sum")

@@ -1,6 +1,7 @@
 """Whole training steps on the GPU against the same steps on the CPU: LeNet-5 and ResNet-20 (batch
-norm, residual shortcuts, global pooling) from identical weights, and a short `minicnn.train` run
-whose checkpoint must load and evaluate on the CPU."""
+norm, residual shortcuts, global pooling) from identical weights, a short `minicnn.train` run
+whose checkpoint must load and evaluate on the CPU, and a run with dropout stopped and resumed on
+the GPU that ends exactly where an uninterrupted one does."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import minicnn as mc
 import minicnn.functional as F
 from minicnn import optim
 from minicnn.backend import gpu_available
-from minicnn.train import TrainConfig, evaluate_checkpoint, load_checkpoint, model_from_checkpoint, train
+from minicnn.train import (
+    Callbacks, TrainConfig, evaluate_checkpoint, load_checkpoint, model_from_checkpoint, resume, train,
+)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason="needs an NVIDIA GPU and CuPy")]
 
@@ -109,3 +112,36 @@ def test_train_on_cuda_follows_the_cpu_run_and_its_checkpoint_loads_on_the_cpu(t
     result = evaluate_checkpoint(checkpoint)
     np.testing.assert_allclose(result["test_loss"], on_gpu["test_loss"], rtol=1e-4)
     assert abs(result["test_accuracy"] - on_gpu["test_accuracy"]) <= 1 / result["images"]
+
+
+class Stopped(Exception):
+    """Ends a run once its first epoch is saved, as a kill would."""
+
+
+class StopAfterFirstEpoch(Callbacks):
+    def on_epoch_end(self, metrics):
+        raise Stopped
+
+
+def test_a_run_with_dropout_stopped_and_resumed_on_the_gpu_ends_with_the_same_weights(tmp_path, isolated):
+    """alexnet_small (two Dropout layers) on digits for 2 epochs, straight and stopped after epoch 1
+    then resumed: the same weights bit for bit, because the checkpoint holds the GPU's random
+    stream and the resumed run draws the masks that followed rather than the first ones again."""
+
+    def config(name):
+        return TrainConfig(model="alexnet_small", dataset="digits", epochs=2, batch_size=64, limit_train=256,
+                           device="cuda", seed=0, out=str(tmp_path / name))
+
+    straight = train(config("straight"), notify=quiet)
+    with pytest.raises(Stopped):
+        train(config("stopped"), callbacks=StopAfterFirstEpoch(), notify=quiet)
+    halfway = load_checkpoint(tmp_path / "stopped" / "last.npz").meta
+    assert halfway["epoch"] == 1 and halfway["rng_state"]["cuda:0"]["draws"] >= 2 * 4  # 2 masks a batch
+    resumed = resume(tmp_path / "stopped", notify=quiet)
+    assert [m["epoch"] for m in resumed.history] == [2]
+    expected = load_checkpoint(straight.out_dir / "last.npz")
+    finished = load_checkpoint(tmp_path / "stopped" / "last.npz")
+    assert finished.meta["rng_state"] == expected.meta["rng_state"]
+    assert list(finished.model) == list(expected.model)
+    for name, value in expected.model.items():
+        assert np.array_equal(finished.model[name], value), name

@@ -1,65 +1,88 @@
-// Host harness for the CUDA kernels' per-element code.
+// Host harness for the CUDA kernels themselves.
 //
-// Each kernel in minicnn/kernels/cuda/*.cu is a grid-stride loop around one
-// `__host__ __device__` element function. This file runs the same element functions in a plain
-// loop on the CPU, in float64, so tests/kernels/test_cuda_elements.py can compare every index
-// computation with the NumPy kernels on a machine without a GPU. Built with g++ (the headers
-// define __host__ and __device__ away outside nvcc) and loaded with ctypes.
-#include "conv_elements.cuh"
-#include "pool_elements.cuh"
+// The kernel sources (minicnn/kernels/cuda/*.cu) are compiled here by g++ as plain C++: the
+// headers define __host__ and __device__ away outside nvcc, __global__ is defined away below, and
+// first_index() / grid_stride() read the emulated launch coordinates below instead of CUDA's
+// blockIdx and threadIdx. Each exported function runs one kernel, in float64, as a launch of
+// `blocks` x `threads` threads would: every thread in turn, each going round its grid-stride loop.
+// A small grid therefore sends every thread round its loop many times, as a capped grid does on a
+// GPU for a tensor larger than the grid. tests/kernels/test_cuda_elements.py and
+// test_cuda_launch.py compare the results with the NumPy kernels; loaded with ctypes.
+#define __global__
 
-namespace {
+namespace cuda_source {
 
-// The fourteen ints of Window2d, in the order of WINDOW_PARAMS.
-Window2d window_from(const int* g) {
-    return Window2d{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13]};
+// The launch being emulated: grid and block size, and the thread now running.
+struct Launch {
+    long long blocks, threads, block, thread;
+};
+Launch launch;
+
+long long first_index() { return launch.block * launch.threads + launch.thread; }
+long long grid_stride() { return launch.blocks * launch.threads; }
+
+#include "conv.cu"
+#include "pool.cu"
+
+// Runs `kernel()` once per thread of a `blocks` x `threads` grid, in order.
+template <typename Kernel>
+void run(int blocks, int threads, Kernel kernel) {
+    launch = Launch{blocks, threads, 0, 0};
+    for (launch.block = 0; launch.block < blocks; ++launch.block)
+        for (launch.thread = 0; launch.thread < threads; ++launch.thread) kernel();
 }
 
-}  // namespace
+}  // namespace cuda_source
+
+// The fourteen ints of Window2d, in the order of WINDOW_PARAMS, from one int array.
+#define GEOMETRY(g) g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13]
+
+using cuda_source::run;
 
 extern "C" {
 
-void im2col(const double* x, double* cols, long long total, const int* geometry) {
-    const Window2d g = window_from(geometry);
-    for (long long i = 0; i < total; ++i) cols[i] = im2col_element(x, i, g);
+void im2col(int blocks, int threads, const double* x, double* cols, long long total, const int* g) {
+    run(blocks, threads, [&] { cuda_source::im2col<double>(x, cols, total, GEOMETRY(g)); });
 }
 
-void col2im(const double* cols, double* dx, long long total, const int* geometry) {
-    const Window2d g = window_from(geometry);
-    for (long long i = 0; i < total; ++i) dx[i] = col2im_element(cols, i, g);
+void col2im(int blocks, int threads, const double* cols, double* dx, long long total, const int* g) {
+    run(blocks, threads, [&] { cuda_source::col2im<double>(cols, dx, total, GEOMETRY(g)); });
 }
 
-void conv_epilogue(const double* cm, const double* bias, double* y, long long total, int has_bias, int activation,
-                   int images, int channels, long long plane) {
-    for (long long i = 0; i < total; ++i)
-        y[i] = epilogue_element(cm, bias, has_bias, activation, i, images, channels, plane);
+void conv_epilogue(int blocks, int threads, const double* cm, const double* bias, double* y, long long total,
+                   int has_bias, int activation, int images, int channels, long long plane) {
+    run(blocks, threads, [&] {
+        cuda_source::conv_epilogue<double>(cm, bias, y, total, has_bias, activation, images, channels, plane);
+    });
 }
 
-void direct_conv2d(const double* x, const double* weight, const double* bias, double* y, long long total,
-                   int has_bias, int activation, int out_channels, int groups, const int* geometry) {
-    const Window2d g = window_from(geometry);
-    for (long long i = 0; i < total; ++i)
-        y[i] = direct_conv_element(x, weight, bias, has_bias, activation, i, g, out_channels, groups);
+void direct_conv2d(int blocks, int threads, const double* x, const double* weight, const double* bias, double* y,
+                   long long total, int has_bias, int activation, int out_channels, int groups, const int* g) {
+    run(blocks, threads, [&] {
+        cuda_source::direct_conv2d<double>(x, weight, bias, y, total, has_bias, activation, out_channels, groups,
+                                           GEOMETRY(g));
+    });
 }
 
-void max_pool(const double* x, double* y, int* argmax, long long total, const int* geometry) {
-    const Window2d g = window_from(geometry);
-    for (long long i = 0; i < total; ++i) y[i] = max_pool_element(x, i, g, argmax + i);
+void max_pool(int blocks, int threads, const double* x, double* y, int* argmax, long long total, const int* g) {
+    run(blocks, threads, [&] { cuda_source::max_pool<double>(x, y, argmax, total, GEOMETRY(g)); });
 }
 
-void max_pool_backward(const double* dy, const int* argmax, double* dx, long long total, const int* geometry) {
-    const Window2d g = window_from(geometry);
-    for (long long i = 0; i < total; ++i) dx[i] = max_pool_backward_element(dy, argmax, i, g);
+void max_pool_backward(int blocks, int threads, const double* dy, const int* argmax, double* dx, long long total,
+                       const int* g) {
+    run(blocks, threads, [&] { cuda_source::max_pool_backward<double>(dy, argmax, dx, total, GEOMETRY(g)); });
 }
 
-void avg_pool(const double* x, double* y, long long total, int count_include_pad, const int* geometry) {
-    const Window2d g = window_from(geometry);
-    for (long long i = 0; i < total; ++i) y[i] = avg_pool_element(x, i, g, count_include_pad);
+void avg_pool(int blocks, int threads, const double* x, double* y, long long total, int count_include_pad,
+              const int* g) {
+    run(blocks, threads, [&] { cuda_source::avg_pool<double>(x, y, total, count_include_pad, GEOMETRY(g)); });
 }
 
-void avg_pool_backward(const double* dy, double* dx, long long total, int count_include_pad, const int* geometry) {
-    const Window2d g = window_from(geometry);
-    for (long long i = 0; i < total; ++i) dx[i] = avg_pool_backward_element(dy, i, g, count_include_pad);
+void avg_pool_backward(int blocks, int threads, const double* dy, double* dx, long long total, int count_include_pad,
+                       const int* g) {
+    run(blocks, threads, [&] {
+        cuda_source::avg_pool_backward<double>(dy, dx, total, count_include_pad, GEOMETRY(g));
+    });
 }
 
 }  // extern "C"

@@ -1,10 +1,11 @@
 """The CUDA kernels' index arithmetic, tested without a GPU.
 
 Every kernel in minicnn/kernels/cuda/*.cu is a grid-stride loop around one `__host__ __device__`
-element function. tests/kernels/cuda_harness.cpp runs those same functions in a plain CPU loop
-(float64); here each is compared with the NumPy kernels (minicnn.kernels.cpu), the reference, on
-awkward geometries: odd sizes, 3 and 5 channels, 7x7 stride 2, dilation, groups, asymmetric
-padding, ceil-mode overhangs, ties and NaNs.
+element function. tests/kernels/cuda_harness.cpp compiles those same kernels for the CPU and runs
+them (float64) as a launch of a small grid would, every thread going round its loop many times;
+here each is compared with the NumPy kernels (minicnn.kernels.cpu), the reference, on awkward
+geometries: odd sizes, 3 and 5 channels, 7x7 stride 2, dilation, groups, asymmetric padding,
+ceil-mode overhangs, ties and NaNs.
 """
 
 import numpy as np
@@ -123,6 +124,36 @@ def test_max_pool_forward_and_backward_match_the_numpy_kernels(harness, shape, k
     dx = np.full(shape, np.nan)
     harness("max_pool_backward", g, argmax, dx, np.int64(dx.size), window)
     np.testing.assert_allclose(dx, cpu.max_pool_backward(g, expected_argmax, window), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dilation", [(2, 2), (3, 2)])
+def test_max_pool_reads_and_scatters_to_dilated_cells_like_pytorch(harness, dilation):
+    """A window's cells are dilation apart in the forward pass as in the backward one (PyTorch's
+    max_pool2d(dilation=d)); F.max_pool2d has no dilation yet, but the kernels take any Window."""
+    x = rng.permutation(2 * 3 * 13 * 12).reshape(2, 3, 13, 12).astype(np.float64)  # one maximum per window
+    kernel, stride, pad = (3, 2), (2, 1), 1
+    out = [(size + 2 * pad - d * (k - 1) - 1) // s + 1 for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation)]
+    window = Window.over(x.shape, kernel, stride, dilation, (pad,) * 4, out)
+    cells = cpu.windows(cpu.pad2d(x, window.pads, -np.inf), kernel, stride, dilation, out)
+    flat = cells.reshape(cells.shape[:4] + (-1,))
+    expected_y, expected_argmax = flat.max(axis=-1), flat.argmax(axis=-1)
+    y, argmax = np.full(expected_y.shape, np.nan), np.full(expected_y.shape, -99, dtype=np.int32)
+    harness("max_pool", x, y, argmax, np.int64(y.size), window)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+
+    g = rng.standard_normal(y.shape)
+    expected_dx = np.zeros(cpu.pad2d(x, window.pads).shape)
+    n, c, i, j = np.indices(y.shape)
+    a, b = np.divmod(expected_argmax, kernel[1])
+    np.add.at(expected_dx, (n, c, i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1]), g)
+    dx = np.full(x.shape, np.nan)
+    harness("max_pool_backward", g, argmax, dx, np.int64(dx.size), window)
+    np.testing.assert_allclose(dx, cpu.unpad2d(expected_dx, window.pads), rtol=1e-13, atol=1e-13)
+
+    torch = pytest.importorskip("torch")
+    pooled = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, pad, dilation)
+    np.testing.assert_array_equal(y, pooled.numpy())
 
 
 def test_max_pool_takes_the_first_nan_like_numpy(harness):

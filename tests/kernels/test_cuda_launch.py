@@ -2,18 +2,21 @@
 
 The stand-in compiles nothing: its RawModule reads each kernel's parameter list from the very
 source NVRTC would get, and every launch is checked against it (count, order, pointer or int or
-long long, element type), so a Python call that disagrees with a kernel's signature fails here
-rather than corrupting memory on a GPU. float64 launches then run through the host harness, so
-each Python wrapper (shapes, allocation, argument order) is compared with the NumPy kernels.
+long long, element type, and the device every pointer and the lookup are on), so a Python call
+that disagrees with a kernel's signature fails here rather than corrupting memory on a GPU.
+float64 launches then run through the host harness with the launch's own grid, so each Python
+wrapper (shapes, allocation, argument order) is compared with the NumPy kernels; with the grid
+capped at one block every kernel goes round its grid-stride loop more than once.
 """
 
-import contextlib
+import math
 import re
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from minicnn.functional import conv
 from minicnn.functional.pool import MaxPool2d
 from minicnn.kernels import cpu, cuda
 from minicnn.kernels.window import Window
@@ -23,15 +26,22 @@ ELEMENT_TYPES = {"T": None, "int": np.int32}
 
 
 class DeviceArray(np.ndarray):
-    """A NumPy array that answers `.device.id` like a CuPy array."""
+    """A NumPy array that answers `.device.id` like a CuPy array (views keep their device)."""
+
+    device_id = 0
+
+    def __array_finalize__(self, source):
+        self.device_id = getattr(source, "device_id", 0)
 
     @property
     def device(self):
-        return SimpleNamespace(id=0)
+        return SimpleNamespace(id=self.device_id)
 
 
-def on_device(array):
-    return np.ascontiguousarray(array).view(DeviceArray)
+def on_device(array, device_id: int = 0):
+    array = np.array(array, order="C").view(DeviceArray)
+    array.device_id = device_id
+    return array
 
 
 def window_params(source: str) -> str:
@@ -58,31 +68,69 @@ def check_argument(declaration: str, arg, element_type) -> None:
 
 
 class FakeCuPy:
-    """Just enough of CuPy for minicnn.kernels.cuda; kernels run through `harness` in float64."""
+    """Just enough of CuPy for minicnn.kernels.cuda; kernels run through `harness` in float64.
+
+    Like CuPy, it allocates on the current device (`cuda.Device(i)` as a context manager switches
+    it), and a module's functions work only on the device the module was made on. `matmul` is
+    NumPy's, but records the operands CuPy would copy first (`copies`)."""
 
     def __init__(self, harness):
-        self.harness, self.launches = harness, []
+        self.harness, self.launches, self.passes, self.copies, self.current = harness, [], [], [], 0
+        self.free_bytes, self.pool_free_bytes = 1 << 40, 0
         runtime = SimpleNamespace(cudaDevAttrMultiProcessorCount=16, deviceGetAttribute=lambda attribute, device: 4)
-        self.cuda = SimpleNamespace(Device=lambda index: contextlib.nullcontext(), runtime=runtime)
+        self.cuda = SimpleNamespace(Device=self.Device, runtime=runtime)
+
+    def Device(self, index=None):
+        fake = self
+
+        class Device:
+            id = fake.current if index is None else index
+            mem_info = (fake.free_bytes, 1 << 41)
+
+            def __enter__(self):
+                self.before, fake.current = fake.current, self.id
+
+            def __exit__(self, *exc_info):
+                fake.current = self.before
+
+        return Device()
+
+    def get_default_memory_pool(self):
+        return SimpleNamespace(free_bytes=lambda: self.pool_free_bytes)
 
     def empty(self, shape, dtype):
-        return on_device(np.empty(shape, dtype))
+        return on_device(np.empty(shape, dtype), self.current)
 
     def full(self, shape, value, dtype):
-        return on_device(np.full(shape, value, dtype))
+        return on_device(np.full(shape, value, dtype), self.current)
 
     def ascontiguousarray(self, array):
-        return on_device(array)
+        if isinstance(array, DeviceArray) and array.flags.c_contiguous:
+            return array
+        return on_device(array, self.current)
+
+    def matmul(self, a, b):
+        """CuPy makes each operand of a batched (3-D) product C-contiguous, and each of a 2-D one C-
+        or F-contiguous, before cuBLAS sees it (cupy/_core/_routines_linalg.pyx)."""
+        for operand in (a, b):
+            laid_out = operand.flags.c_contiguous or (operand.ndim == 2 and operand.flags.f_contiguous)
+            if not laid_out:
+                self.copies.append(operand.shape)
+        return np.matmul(a, b)
+
+    def __getattr__(self, name):  # the rest of the array module, as functional code uses it
+        return getattr(np, name)
 
     def RawModule(self, code, options, name_expressions):
         assert options == cuda.COMPILE_OPTIONS
         parameters = kernel_parameters(code)
         geometry_count = window_params(code).count("int ")
-        fake = self
+        fake, device_id = self, self.current
 
         class Module:
             def get_function(self, expression):
                 assert expression in name_expressions
+                assert fake.current == device_id, f"{expression} looked up on GPU {fake.current}, loaded on {device_id}"
                 name, type_name = re.fullmatch(r"(\w+)<(\w+)>", expression).groups()
                 return lambda grid, block, args: fake.launch(name, type_name, parameters[name], geometry_count,
                                                              grid, block, args)
@@ -95,22 +143,44 @@ class FakeCuPy:
         assert len(args) == len(parameters), (name, len(args), parameters)
         for declaration, arg in zip(parameters, args):
             check_argument(declaration, arg, element_type)
+            if isinstance(arg, DeviceArray):
+                assert arg.device_id == self.current, f"{name}: {declaration} on GPU {arg.device_id}, not the current one"
         self.launches.append(name)
+        total = args[parameters.index("long long total")]
+        self.passes.append(math.ceil(total / (grid[0] * block[0])))
         if element_type is np.float64:
             if parameters[-1] == "int ow":  # the harness takes the geometry as one int array
                 args = args[:-geometry_count] + (np.array(args[-geometry_count:], dtype=np.int32),)
-            self.harness(name, *args)
+            self.harness(name, *args, grid=(grid[0], block[0]))
 
 
 @pytest.fixture
 def fake_cupy(harness, monkeypatch):
     fake = FakeCuPy(harness)
     monkeypatch.setattr(cuda, "cupy_module", lambda: fake)
-    cuda._module.cache_clear()
-    cuda._max_blocks.cache_clear()
+    caches = (cuda._module, cuda._max_blocks)  # as they are: a test may replace _max_blocks
+    for cache in caches:
+        cache.cache_clear()
     yield fake
-    cuda._module.cache_clear()
-    cuda._max_blocks.cache_clear()
+    for cache in caches:
+        cache.cache_clear()
+
+
+@pytest.fixture(params=["full_grid", "one_block"])
+def grid_cap(request, fake_cupy, monkeypatch):
+    """Launches on the fake's full grid (4 SMs), or capped at one block of BLOCK_SIZE threads;
+    returns a check to call at the end of a test: capped, every launch went round its grid-stride
+    loop more than once (the test's tensors are sized for that)."""
+    capped = request.param == "one_block"
+    if capped:
+        monkeypatch.setattr(cuda, "_max_blocks", lambda device_id: 1)
+
+    def check():
+        assert fake_cupy.launches
+        if capped:
+            assert min(fake_cupy.passes) > 1, list(zip(fake_cupy.launches, fake_cupy.passes))
+
+    return check
 
 
 def conv_window(shape, weight_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):
@@ -121,7 +191,7 @@ def conv_window(shape, weight_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=
 
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("activation", [None, "relu"])
-def test_convolution_launches_match_their_kernels_and_the_numpy_path(fake_cupy, groups, activation):
+def test_convolution_launches_match_their_kernels_and_the_numpy_path(fake_cupy, grid_cap, groups, activation):
     x, weight, bias = rng.standard_normal((2, 4, 9, 7)), rng.standard_normal((6, 4 // groups, 3, 2)), rng.standard_normal(6)
     window = conv_window(x.shape, weight.shape, stride=(2, 1), pads=(1, 2, 0, 1), dilation=(1, 2))
     out_shape = (2, 6, window.oh, window.ow)
@@ -138,11 +208,12 @@ def test_convolution_launches_match_their_kernels_and_the_numpy_path(fake_cupy, 
     g_cols = rng.standard_normal(cols.shape)
     np.testing.assert_allclose(cuda.col2im(on_device(g_cols), window), cpu.col2im(g_cols, window), rtol=1e-13, atol=1e-13)
     assert fake_cupy.launches == ["im2col", "conv_epilogue", "direct_conv2d", "col2im"]
+    grid_cap()
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
-def test_pooling_launches_match_their_kernels_and_the_numpy_path(fake_cupy, count_include_pad):
-    x = rng.integers(-2, 3, size=(2, 3, 9, 8)).astype(np.float64)
+def test_pooling_launches_match_their_kernels_and_the_numpy_path(fake_cupy, grid_cap, count_include_pad):
+    x = rng.integers(-2, 3, size=(2, 3, 19, 17)).astype(np.float64)
     window = MaxPool2d((3, 3), (2, 2), (1, 1), True)._window(x)
     y, argmax = cuda.max_pool(on_device(x), window)
     expected_y, expected_argmax = cpu.max_pool(x, window)
@@ -158,6 +229,7 @@ def test_pooling_launches_match_their_kernels_and_the_numpy_path(fake_cupy, coun
     np.testing.assert_allclose(cuda.avg_pool_backward(on_device(g), window, count_include_pad),
                                cpu.avg_pool_backward(g, window, count_include_pad), rtol=1e-13, atol=1e-13)
     assert fake_cupy.launches == ["max_pool", "max_pool_backward", "avg_pool", "avg_pool_backward"]
+    grid_cap()
 
 
 def test_float32_launches_pass_float32_buffers_and_int32_argmax(fake_cupy):
@@ -196,3 +268,139 @@ def test_poisoned_outputs_start_as_nan(fake_cupy):
         buffer = cuda.empty((2, 3), np.float32)
         argmax = cuda.empty((2,), np.int32)
     assert np.isnan(buffer).all() and (argmax == np.iinfo(np.int32).min).all()
+
+
+def test_every_wrapper_allocates_looks_up_and_launches_on_its_inputs_gpu(fake_cupy):
+    """Arrays on GPU 1 while GPU 0 is current (`cuda:1` from Python): every buffer, poisoned or not,
+    the kernel lookup and the launch must be on GPU 1 (the fake checks each launch)."""
+    x = on_device(rng.standard_normal((2, 4, 9, 7)), device_id=1)
+    window = conv_window(x.shape, (6, 4, 3, 2), pads=(1, 1, 0, 1))
+    pool = MaxPool2d((3, 3), (2, 2), (1, 1), True)._window(x)
+    with cuda.poison_outputs():
+        cols = cuda.im2col(x, window)
+        outputs = [cols, cuda.col2im(cols, window),
+                   cuda.conv_epilogue(on_device(rng.standard_normal((6, cols.shape[1])), device_id=1),
+                                      (2, 6, window.oh, window.ow), None, "relu"),
+                   cuda.direct_conv2d(x, on_device(rng.standard_normal((6, 4, 3, 2)), device_id=1), None, window, 1,
+                                      None)]
+    y, argmax = cuda.max_pool(x, pool)
+    outputs += [y, argmax, cuda.max_pool_backward(y, argmax, pool), cuda.avg_pool(x, pool, True),
+                cuda.avg_pool_backward(y, pool, True)]
+    assert [array.device.id for array in outputs] == [1] * len(outputs)
+    assert fake_cupy.current == 0 and len(fake_cupy.launches) == 8
+
+
+def test_compile_all_resolves_every_kernel_of_every_source_on_the_device(fake_cupy):
+    assert cuda.compile_all(device_id=1) == [name for source in cuda.KERNELS for name in cuda.name_expressions(source)]
+    assert len(cuda.compile_all()) == 2 * sum(len(kernels) for kernels in cuda.KERNELS.values())
+    assert fake_cupy.launches == []
+
+
+def test_compile_all_lets_cupys_compile_error_through(fake_cupy, monkeypatch):
+    """RawModule compiles when a kernel is first looked up: its error must reach the caller as is."""
+
+    class CompileException(Exception):
+        pass
+
+    def failing_module(code, options, name_expressions):
+        def get_function(expression):
+            raise CompileException("Failed to find CUDA headers")
+
+        return SimpleNamespace(get_function=get_function)
+
+    monkeypatch.setattr(fake_cupy, "RawModule", failing_module, raising=False)
+    with pytest.raises(CompileException, match="Failed to find CUDA headers"):
+        cuda.compile_all()
+
+
+def vgg_conv1_2(batch: int) -> Window:
+    """VGG-16's second layer: 64 -> 64 channels, 3x3, padding 1, on 224x224 images."""
+    return Window(n=batch, c=64, h=224, w=224, kh=3, kw=3, sh=1, sw=1, dh=1, dw=1, pads=(1, 1, 1, 1), oh=224, ow=224)
+
+
+@pytest.mark.parametrize("free_gb, pool_gb", [(8, 0), (2, 6), (0.05, 0)])
+def test_conv_chunks_keep_each_im2col_matrix_within_a_share_of_the_free_memory(fake_cupy, free_gb, pool_gb):
+    """VGG-16's conv1_2 at batch 256 would need a 30 GB matrix at once (float32); with 8 GB free
+    (the driver's plus the memory pool's) each slice's must stay within a quarter of it."""
+    fake_cupy.free_bytes, fake_cupy.pool_free_bytes = int(free_gb * 1e9), int(pool_gb * 1e9)
+    window = vgg_conv1_2(256)
+    per_image = 64 * 3 * 3 * 224 * 224 * 4
+    assert 256 * per_image > 29e9
+    images = cuda.conv_chunk_size(window, 4)
+    budget = min(cuda.CONV_CHUNK_MAX_BYTES, (free_gb + pool_gb) * 1e9 / cuda.CONV_CHUNK_SHARE)
+    assert 1 <= images < 256
+    assert images == 1 or images * per_image <= budget  # the slice's matrix fits
+    assert (images + 1) * per_image > budget  # and is as large as fits
+
+
+def test_conv_chunks_take_at_least_one_image_even_of_an_empty_batch(fake_cupy):
+    fake_cupy.free_bytes = 0
+    assert cuda.conv_chunk_size(vgg_conv1_2(0), 4) == 1
+    assert cuda.conv_chunk_size(vgg_conv1_2(3), 8) == 1
+
+
+def take_the_gpu_path(monkeypatch, fake):
+    """minicnn.functional.conv with the fake as its array module and the CUDA kernels as its
+    kernels: the GPU code path, run on the CPU."""
+    monkeypatch.setattr(conv, "get_array_module", lambda *arrays: fake)
+    monkeypatch.setattr(conv, "kernels_for", lambda array: cuda)
+
+
+def run_conv(x, weight, bias, **settings):
+    """Conv2d's forward and backward called directly (no autograd): (y, gx, gw, gb)."""
+    op = conv.Conv2d(**settings)
+    op.needs_input_grad = (True, True, True)
+    y = op.forward(x, weight, bias)
+    g = np.linspace(-1, 1, y.size).reshape(y.shape)
+    return (y, *op.backward(on_device(g)))
+
+
+@pytest.mark.parametrize("groups, activation", [(1, None), (2, "relu")])
+def test_conv2d_in_slices_on_the_gpu_path_equals_the_numpy_path_at_once(fake_cupy, monkeypatch, groups, activation):
+    """Forward, input and weight gradients in slices of 2 images (2, 2, 1) equal the CPU's, taken
+    in one slice, and no product copies an im2col-sized operand: the weight gradient's cols^T
+    included (CuPy would copy it whole)."""
+    x, weight, bias = (rng.standard_normal(shape) for shape in [(5, 8, 9, 8), (6, 8 // groups, 3, 3), (6,)])
+    settings = dict(stride=(2, 1), pads=(1, 1, 1, 0), dilation=(1, 2), groups=groups, activation=activation)
+    monkeypatch.setattr(cpu, "CONV_CHUNK_BYTES", 1 << 40)
+    expected = run_conv(x, weight, bias, **settings)
+
+    window = conv_window(x.shape, weight.shape, settings["stride"], settings["pads"], settings["dilation"])
+    rows, columns_per_image = window.c * window.kh * window.kw, window.oh * window.ow
+    monkeypatch.setattr(cuda, "_available_bytes", lambda: cuda.CONV_CHUNK_SHARE * 2 * rows * columns_per_image * 8)
+    take_the_gpu_path(monkeypatch, fake_cupy)
+    results = run_conv(on_device(x), on_device(weight), on_device(bias), **settings)
+    for name, got, want in zip(["y", "gx", "gw", "gb"], results, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    largest_copy = max((math.prod(shape) for shape in fake_cupy.copies), default=0)
+    assert largest_copy <= 6 * 2 * columns_per_image < rows * 2 * columns_per_image, fake_cupy.copies
+    assert fake_cupy.launches.count("im2col") == 6 and fake_cupy.launches.count("col2im") == 3  # forward, gw; gx
+
+
+def test_conv2d_of_an_empty_batch_on_the_gpu_path(fake_cupy, monkeypatch):
+    take_the_gpu_path(monkeypatch, fake_cupy)
+    y, gx, gw, gb = run_conv(on_device(np.zeros((0, 4, 6, 5))), on_device(rng.standard_normal((3, 4, 3, 3))), None,
+                             pads=(1, 1, 1, 1))
+    assert y.shape == (0, 3, 6, 5) and gx.shape == (0, 4, 6, 5)
+    np.testing.assert_array_equal(gw, np.zeros((3, 4, 3, 3)))
+    np.testing.assert_array_equal(gb, np.zeros(3))
+
+
+@pytest.mark.parametrize("stage", ["forward", "backward"])
+def test_conv2d_out_of_gpu_memory_names_the_shapes_and_a_smaller_batch(fake_cupy, monkeypatch, stage):
+    out_of_memory = pytest.importorskip("cupy.cuda.memory").OutOfMemoryError(30_000_000_000, 80_000_000_000)
+    take_the_gpu_path(monkeypatch, fake_cupy)
+    x, weight = on_device(rng.standard_normal((3, 4, 6, 5))), on_device(rng.standard_normal((2, 4, 3, 3)))
+    op = conv.Conv2d()
+    op.needs_input_grad = (True, True)
+    if stage == "backward":
+        op.forward(x, weight)
+
+    def fail(*arrays):
+        raise out_of_memory
+
+    monkeypatch.setattr(fake_cupy, "matmul", fail, raising=False)
+    with pytest.raises(conv.ConvolutionMemoryError, match=rf"{stage} pass .* input \(3, 4, 6, 5\) float64 and weight "
+                                                           r"\(2, 4, 3, 3\): use a smaller batch than 3") as caught:
+        op.forward(x, weight) if stage == "forward" else op.backward(on_device(np.ones((3, 2, 4, 3))))
+    assert caught.value.__cause__ is out_of_memory and isinstance(caught.value, MemoryError)

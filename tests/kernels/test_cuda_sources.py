@@ -56,12 +56,12 @@ def test_nvrtc_compiles_the_runtime_source_and_finds_every_kernel(name, tmp_path
     try:
         for expression in expressions:
             nvrtc.addNameExpression(program, expression)
-        options = (*cuda.COMPILE_OPTIONS, "-arch=sm_90", "--device-as-default-execution-space", "-Werror=all-warnings")
+        options = (*cuda.COMPILE_OPTIONS, "-arch=sm_90", "--device-as-default-execution-space")
         try:
             nvrtc.compileProgram(program, options)
         except nvrtc.NVRTCError:
             pytest.fail(nvrtc.getProgramLog(program))
-        assert nvrtc.getProgramLog(program).strip("\x00\n ") == ""
+        assert nvrtc.getProgramLog(program).strip("\x00\n ") == ""  # no warnings (NVRTC 13 has no -Werror)
         lowered = {expression: nvrtc.getLoweredName(program, expression) for expression in expressions}
         assert all(name.startswith("_Z") for name in lowered.values()), lowered
         assert len(set(lowered.values())) == len(expressions)

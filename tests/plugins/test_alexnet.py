@@ -139,11 +139,10 @@ def test_small_variant_forward_and_backward(channels, size, stages, lrn):
         assert p.grad is not None and p.grad.shape == p.shape and np.abs(p.grad.numpy()).sum() > 0, name
 
 
-def test_small_variant_passes_the_conformance_check():
+def test_small_variant_passes_the_conformance_check(conforms):
     """Forward and backward on a 2x3x32x32 batch, gradcheck, state_dict round trip (cpu-gpu where a GPU is).
     The gradient check is the directional one only: element-wise checks cost two forwards per element."""
-    report = check_model("alexnet_small", max_elements=0)
-    assert report.passed, [(step.name, step.detail) for step in report.failures()]
+    conforms(check_model("alexnet_small", max_elements=0))
 
 
 def test_minicnn_summary_of_the_small_variant():

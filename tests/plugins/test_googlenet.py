@@ -127,12 +127,11 @@ def test_full_model_auxiliary_heads_on_a_64x64_batch():
     assert [o.shape for o in out] == [(2, 5)] * 3
 
 
-def test_small_variant_passes_the_conformance_check():
+def test_small_variant_passes_the_conformance_check(conforms):
     # max_elements=0: the directional gradient check over the input and all 167 parameters only. The
     # element-wise pass at the default 16 (482 elements, two float64 forwards each) takes about 20
     # minutes here; `minicnn check googlenet_small` runs it.
-    report = check_model("googlenet_small", max_elements=0)
-    assert report.passed, [(step.name, step.detail) for step in report.failures()]
+    conforms(check_model("googlenet_small", max_elements=0))
 
 
 @pytest.mark.parametrize("paper_5x5", [False, True])

@@ -267,11 +267,10 @@ def test_a_few_sgd_steps_fit_a_small_batch_of_28x28_grey_images():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
-def test_resnet20_passes_the_plugin_conformance_check():
+def test_resnet20_passes_the_plugin_conformance_check(conforms):
     """What `minicnn check resnet20` runs; the slowest test here, as its float64 gradcheck makes ~470
     forward passes (two per element of each tensor of at most 16 elements: layer1's batch norms)."""
-    report = check_model("resnet20")
-    assert report.passed, [(step.name, step.detail) for step in report.failures()]
+    conforms(check_model("resnet20"))
 
 
 # -- the same function as PyTorch -------------------------------------------------------------------

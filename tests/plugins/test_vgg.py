@@ -185,11 +185,10 @@ def test_small_variant_on_32x32_colour_stage_shapes():
 
 
 @pytest.mark.parametrize("name", SMALL)
-def test_small_variant_passes_the_conformance_check(name):
+def test_small_variant_passes_the_conformance_check(name, conforms):
     """Forward and backward on a 2x3x32x32 batch, gradcheck, state_dict round trip (cpu-gpu where a GPU is).
     The gradient check is the directional one only: element-wise checks cost two forwards per element."""
-    report = check_model(name, max_elements=0)
-    assert report.passed, [(step.name, step.detail) for step in report.failures()]
+    conforms(check_model(name, max_elements=0))
 
 
 def test_imagenet_feature_weights_load_into_the_small_variant():

@@ -1,6 +1,6 @@
 """The training loop: metrics.jsonl, last/best checkpoints and their order, a non-finite loss or
-weights, a full disk, evaluate(), callbacks, and restoring a checkpoint, on a tiny separable dataset
-and a small model."""
+weights, a full disk, evaluate(), callbacks and how often the metrics are read, and restoring a
+checkpoint (device random streams included), on a tiny separable dataset and a small model."""
 
 import errno
 import json
@@ -14,11 +14,12 @@ import pytest
 
 import minicnn as mc
 import minicnn.train.trainer as trainer_module
-from minicnn import nn, optim
+from minicnn import backend, nn, optim
 from minicnn.data import ArrayDataset, DataLoader
 from minicnn.train import (
     Callbacks, NonFiniteLossError, NonFiniteWeightsError, Trainer, WriteError, evaluate, load_checkpoint,
 )
+from minicnn.train.trainer import GPU_SYNC_EVERY, PendingBatches
 
 KEYS = {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second", "lr"}
 
@@ -36,14 +37,15 @@ def linear_model():
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
 
 
-def make_trainer(out, model_factory=linear_model, lr=0.5, scheduler=False, callbacks=None, seed=0, batch_size=8):
+def make_trainer(out, model_factory=linear_model, lr=0.5, scheduler=False, callbacks=None, seed=0, batch_size=8,
+                 sync_every=None):
     mc.manual_seed(seed)
     model = model_factory()
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     schedule = optim.StepLR(optimizer, step_size=1, gamma=0.5) if scheduler else None
     return Trainer(model, optimizer, DataLoader(rows_dataset(48, 1), batch_size, shuffle=True, seed=seed),
                    DataLoader(rows_dataset(24, 2), 10), out, scheduler=schedule, meta={"model": "tiny"},
-                   callbacks=callbacks)
+                   callbacks=callbacks, sync_every=sync_every)
 
 
 def logged(out):
@@ -257,3 +259,100 @@ def test_restoring_a_checkpoint_continues_exactly(tmp_path):
     for name, value in straight.model.state_dict().items():
         assert np.array_equal(resumed.model.state_dict()[name], value), name
     assert resumed.fit(4) == []  # nothing left to do
+
+
+class RecordBatches(Callbacks):
+    def __init__(self):
+        self.calls = []
+
+    def on_batch(self, epoch, batch, loss, accuracy, images_per_second):
+        self.calls.append((epoch, batch, loss, accuracy))
+
+
+def without_times(history):
+    return [{k: v for k, v in metrics.items() if k not in ("seconds", "images_per_second")} for metrics in history]
+
+
+def test_metrics_read_every_k_batches_report_at_k_and_at_the_last_batch_with_the_same_numbers(tmp_path):
+    """6 batches an epoch read every 4 (a GPU's cadence): on_batch after batches 4 and 6, with the
+    running loss and accuracy that reading after every batch gives there; the same metrics."""
+    every, fourth = RecordBatches(), RecordBatches()
+    history = make_trainer(tmp_path / "every", callbacks=every).fit(2)
+    later = make_trainer(tmp_path / "fourth", callbacks=fourth, sync_every=4).fit(2)
+    assert [(e, b) for e, b, *_ in fourth.calls] == [(1, 4), (1, 6), (2, 4), (2, 6)]
+    assert fourth.calls == [call for call in every.calls if call[1] in (4, 6)]
+    assert without_times(later) == without_times(history)
+
+
+def test_the_default_reads_every_batch_on_the_cpu_and_every_few_on_a_gpu(tmp_path):
+    assert make_trainer(tmp_path).sync_every == 1
+    assert Trainer(linear_model(), None, None, None, tmp_path, device="cuda").sync_every == GPU_SYNC_EVERY > 1
+
+
+@pytest.mark.parametrize("sync_every", [0, -2, 1.5, True])
+def test_sync_every_must_be_a_positive_whole_number(tmp_path, sync_every):
+    message = rf"Trainer: sync_every must be a whole number of batches, 1 or more, got {sync_every!r}"
+    with pytest.raises(ValueError, match=message):
+        make_trainer(tmp_path, sync_every=sync_every)
+
+
+class InfiniteOnCall(nn.Module):
+    """Multiplies its input by infinity on forward call number `at` (1-based), passes it on otherwise."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x * float("inf") if self.calls == self.at else x
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_non_finite_loss_read_later_is_named_by_the_batch_that_made_it(tmp_path):
+    """Read every 4 batches, the loss of batch 3 is seen when batch 4 is read, and named as batch 3."""
+    sabotage = InfiniteOnCall(at=3)
+    trainer = make_trainer(tmp_path, model_factory=lambda: nn.Sequential(nn.Flatten(), nn.Linear(16, 3), sabotage),
+                           sync_every=4)
+    with pytest.raises(NonFiniteLossError, match=r"the loss became (nan|inf) at epoch 1, batch 3: .*--lr"):
+        trainer.fit(1)
+    assert sabotage.calls == 4
+    assert not (tmp_path / "last.npz").exists() and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_pending_batches_read_every_loss_and_prediction_in_two_copies(monkeypatch):
+    logits = [np.array([[0.0, 2.0], [3.0, 1.0]]), np.array([[5.0, 4.0]])]
+    labels = [np.array([1, 1]), np.array([0])]
+    pending = PendingBatches()
+    for batch, (z, y) in enumerate(zip(logits, labels), start=1):
+        pending.add(batch, mc.tensor(0.5 * batch), mc.tensor(z), y)
+    copies = []
+    monkeypatch.setattr(backend, "to_numpy", lambda array: copies.append(array.shape) or np.asarray(array))
+    assert pending.read() == [(1, 0.5, 1, 2), (2, 1.0, 1, 1)]
+    assert copies == [(2,), (3,)]  # the two losses, the three predicted classes
+    assert pending.read() == []
+
+
+def numpy_uniform(target):
+    """Stands in for cuRAND on a GPU: each draw's uniforms from NumPy, keyed the same way."""
+    return lambda key, shape, dtype: np.random.default_rng(key).random(shape, dtype)
+
+
+@pytest.fixture
+def fake_gpu_stream(monkeypatch):
+    """GPU random streams without a GPU (see numpy_uniform), and generators left as they were."""
+    monkeypatch.setattr(backend, "_philox_uniform", numpy_uniform)
+    monkeypatch.setattr(backend, "_generators", {})
+    monkeypatch.setattr(backend, "_seed", None)
+
+
+def test_a_checkpoint_saves_every_device_stream_and_restore_brings_it_back(tmp_path, fake_gpu_stream):
+    trainer = make_trainer(tmp_path, seed=7)
+    backend.random_generator("cuda:0").random((4,), "float32")  # what a dropout layer on the GPU draws
+    trainer.fit(1)
+    saved = load_checkpoint(tmp_path / "last.npz").meta["rng_state"]
+    assert saved["cuda:0"] == {"seed": 7, "draws": 1}
+    resumed = make_trainer(tmp_path, seed=7)  # seeds again, as a resumed run does: the stream restarts
+    assert backend.random_generator("cuda:0").state == {"seed": 7, "draws": 0}
+    resumed.restore(load_checkpoint(tmp_path / "last.npz"))
+    assert backend.random_generator("cuda:0").state == {"seed": 7, "draws": 1}

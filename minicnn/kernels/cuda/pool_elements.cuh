@@ -7,7 +7,8 @@
 
 // Max of window i (image-channel plane, oi, oj); *argmax gets its kernel offset a*kW + b.
 // Padding cells are never chosen. Among the real cells the first maximum in row-major order
-// wins and a NaN counts as the maximum (the first NaN wins), like NumPy's argmax.
+// wins and a NaN counts as the maximum (the first NaN wins), like NumPy's argmax. Cells are
+// dilation apart, as PyTorch's max_pool2d reads them and as max_pool_backward scatters to them.
 template <typename T>
 __host__ __device__ inline T max_pool_element(const T* x, long long i, const Window2d& g, int* argmax) {
     long long oj = i % g.ow; i /= g.ow;
@@ -17,9 +18,9 @@ __host__ __device__ inline T max_pool_element(const T* x, long long i, const Win
     T best = T(0);
     int best_offset = -1;
     for (int a = 0; a < g.kh; ++a) {
-        long long row = oi * g.sh - g.pad_top + a;
+        long long row = oi * g.sh - g.pad_top + (long long)a * g.dh;
         for (int b = 0; b < g.kw; ++b) {
-            long long col = oj * g.sw - g.pad_left + b;
+            long long col = oj * g.sw - g.pad_left + (long long)b * g.dw;
             if (!inside(row, col, g)) continue;
             T value = image[row * g.w + col];
             bool best_is_nan = best != best;

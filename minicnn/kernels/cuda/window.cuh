@@ -1,8 +1,9 @@
 // The geometry of a sliding window over a batch of images, shared by every kernel.
 //
 // Everything here is `__host__ __device__`: the kernels call it on the GPU, and the host
-// harness (tests/kernels/cuda_harness.cu) calls the very same code on the CPU, so the index
-// arithmetic is tested against the NumPy path on machines without a GPU.
+// harness (tests/kernels/cuda_harness.cpp) compiles the very same kernels for the CPU, so the
+// index arithmetic and the grid-stride loops are tested against the NumPy path on machines
+// without a GPU.
 //
 // Flat indices and every product that can exceed 2^31 are `long long`; sizes are `int`.
 #pragma once
@@ -60,7 +61,8 @@ __host__ __device__ inline void for_each_window_over(long long row, long long co
 
 #ifdef __CUDACC__
 // Grid-stride loops: each thread starts at its global index and steps by the whole grid, so a
-// grid of any size covers a tensor of any size, with 64-bit indices.
+// grid of any size covers a tensor of any size, with 64-bit indices. (The host harness defines
+// these two over the launch it emulates.)
 __device__ inline long long first_index() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
 __device__ inline long long grid_stride() { return (long long)blockDim.x * gridDim.x; }
 #endif
