@@ -93,7 +93,8 @@ from cpu_train_report import new_report, print_header, print_row, write_report  
 from gpu_timing import attempt, relative_diff, torch  # noqa: E402
 from minicnn.data import DataUnavailableError  # noqa: E402
 from minicnn.data.sources import locate  # noqa: E402
-from minicnn.train.run import DEFAULT_LR, TrainConfig, channel_statistics  # noqa: E402
+from minicnn.plugin.manager import optimizer_entry  # noqa: E402
+from minicnn.train.run import TrainConfig, channel_statistics  # noqa: E402
 
 LEARNING_RATE = 0.01
 AGREE = 1e-5  # largest relative difference float32 rounding explains for these models
@@ -276,9 +277,9 @@ def load_arrays(name: str, data_dir: str | None) -> dict:
 
 
 def train_defaults() -> dict:
-    """minicnn train's SGD settings and batch size (minicnn/train/run.py: Nesterov when momentum > 0)."""
+    """minicnn train's SGD settings and batch size (minicnn/plugin/builtin_optimizers.py: Nesterov when momentum > 0)."""
     config = TrainConfig()
-    return {"lr": DEFAULT_LR["sgd"], "momentum": config.momentum, "weight_decay": config.weight_decay,
+    return {"lr": optimizer_entry("sgd").default_lr, "momentum": config.momentum, "weight_decay": config.weight_decay,
             "batch_size": config.batch_size}
 
 

@@ -1,7 +1,7 @@
 """Write the table of docs/models.md from the model registry: `python docs/models_table.py`.
 
 For every registered model: its plugin, default input size, parameters and multiply-adds of one
-forward pass at that size (counted by `minicnn.summary`), and the one-line idea it registered with.
+forward pass at that size (counted by `minicnn.tools.summary`), and the one-line idea it registered with.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 import minicnn as mc
-from minicnn.plugins import model_entry
+from minicnn.plugin.manager import model_entry
 
 
 def rows(pattern: str = "*") -> list[str]:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from minicnn import data
 from minicnn.train import TrainConfig, model_from_checkpoint, train
-from minicnn.visualize import conv_layers, plot_training, read_input, render_feature_maps, render_filters
+from minicnn.tools.pictures import conv_layers, plot_training, read_input, render_feature_maps, render_filters
 
 IMAGES = Path(__file__).resolve().parent / "images"
 DIGIT_CLASS = "7"   # the test digit drawn: the first 7, whose stroke and bar give the filters something to find

@@ -11,7 +11,7 @@ any length works), walks them once from the output back, and frees each node's s
 goes unless `retain_graph=True`. Gradients reach leaf tensors only, as in PyTorch.
 
 The Tensor's operators and methods (`+`, `@`, `.sum()`, indexing...) are attached by
-`minicnn.functional.math`, which `import minicnn` always loads: the rules live with the ops.
+`minicnn.functional.tensor_methods`, which `import minicnn` always loads: the rules live with the ops.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every op asks its inputs which array module (`xp`) to use, so one piece of code serves both
 devices. CuPy is imported only when a GPU is actually asked for: `import minicnn` stays cheap
-and works on machines without CUDA.
+and works on machines without CUDA. Each Device hands out what it owns: its kernel backend
+(`Device.kernels`, minicnn.kernels) and its random generator (`Device.generator`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,31 @@ class Device:
 
     def __repr__(self) -> str:
         return f"device('{self}')"
+
+    @property
+    def kernels(self):
+        """This device's kernel backend (minicnn.kernels): a `CpuBackend` or a `CudaBackend`, made on
+        first use (importing CuPy for a GPU), then the same object."""
+        backend = _kernels.get(self)
+        if backend is None:
+            module, name = ("cpu", "CpuBackend") if self.type == "cpu" else ("cuda", "CudaBackend")
+            backend = _kernels[self] = getattr(importlib.import_module(f"minicnn.kernels.{module}"), name)()
+        return backend
+
+    @property
+    def generator(self):
+        """This device's random generator: NumPy's on the CPU, a `CounterStream` on a GPU. Seeded
+        from `manual_seed` when it was called, else from fresh entropy; `get_rng_state` holds
+        every device's."""
+        generator = _generators.get(self)
+        if generator is None:
+            if self.type == "cpu":
+                generator = np.random.default_rng(_seed)
+            else:
+                seed = _seed if _seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+                generator = CounterStream(self, seed)
+            _generators[self] = generator
+        return generator
 
 
 CPU = Device("cpu")
@@ -145,6 +171,7 @@ def scatter_add(array, indices, values) -> None:
         np.add.at(array, indices, values)
 
 
+_kernels: dict[Device, object] = {}
 _seed: int | None = None
 _generators: dict[Device, object] = {}
 
@@ -208,25 +235,15 @@ def manual_seed(seed: int) -> None:
 
 
 def random_generator(target: str | Device = CPU):
-    """The random generator for a device: NumPy's on the CPU, a `CounterStream` on a GPU.
-
-    Seeded from `manual_seed` when it was called, else from fresh entropy.
-    """
-    target = device(target)
-    if target not in _generators:
-        if target.type == "cpu":
-            _generators[target] = np.random.default_rng(_seed)
-        else:
-            seed = _seed if _seed is not None else int(np.random.SeedSequence().entropy % 2**63)
-            _generators[target] = CounterStream(target, seed)
-    return _generators[target]
+    """`device(target).generator`: the random generator a device owns."""
+    return device(target).generator
 
 
 def get_rng_state() -> dict:
     """Every generator's state, by device (`{"cpu": ..., "cuda:0": {"seed": s, "draws": k}}`, plain
     JSON), for checkpoints: initialisation and dropout masks continue exactly where a resumed run
     left off, on every device."""
-    states = {"cpu": random_generator(CPU).bit_generator.state}
+    states = {"cpu": CPU.generator.bit_generator.state}
     states.update((str(where), stream.state) for where, stream in _generators.items() if where != CPU)
     return states
 
@@ -240,6 +257,6 @@ def set_rng_state(state: dict) -> None:
         state = {"cpu": state}
     for where, saved in state.items():
         if device(where) == CPU:
-            random_generator(CPU).bit_generator.state = saved
+            CPU.generator.bit_generator.state = saved
         else:
-            random_generator(where).state = saved
+            device(where).generator.state = saved

@@ -91,7 +91,7 @@ class RequiredGpuRun:
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def conforms(request):
-    """`conforms(report)`: a conformance report (minicnn.testing.check) passed. A test that takes it
+    """`conforms(report)`: a conformance report (minicnn.tools.conformance.check) passed. A test that takes it
     runs twice: "cpu", where the cpu-gpu step may skip, and "cuda", marked `gpu` so that `pytest -m
     gpu` runs the models users train on the GPU, where that step must have run and passed. The cuda
     case skips where no GPU is usable."""

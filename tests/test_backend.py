@@ -106,6 +106,17 @@ def test_manual_seed_makes_draws_repeatable():
     assert not np.array_equal(first, third)
 
 
+def test_each_device_owns_one_generator_and_hands_it_out(monkeypatch):
+    monkeypatch.setattr(backend, "_generators", {})
+    mc.manual_seed(11)
+    cpu = mc.device("cpu").generator
+    assert backend.Device("cpu").generator is cpu is backend.random_generator("cpu")
+    gpu = mc.device("cuda:1").generator
+    assert isinstance(gpu, backend.CounterStream) and gpu.target == mc.device("cuda:1") and gpu.state["seed"] == 11
+    assert mc.device("cuda:1").generator is gpu is not mc.device("cuda:0").generator
+    assert set(backend.get_rng_state()) == {"cpu", "cuda:0", "cuda:1"}
+
+
 @pytest.fixture
 def fake_gpu_stream(monkeypatch):
     """GPU random streams without a GPU: each draw's uniforms come from NumPy, keyed as on the GPU."""

@@ -1,7 +1,8 @@
 """The example third-party plugin (examples/example-plugin), installed the way a user installs it:
 pip builds it and installs it, not editable, into a fresh folder. minicnn must find it through the
-CLI and the API, build its model and train it, and pass `minicnn check` on its layer and model; the
-deliberately broken plugin (examples/broken-plugin), installed beside it, must break nothing.
+CLI and the API, build its model and train it, train with its optimizer from the CLI, and pass
+`minicnn check` on its layer and model; the deliberately broken plugin (examples/broken-plugin),
+installed beside it, must break nothing.
 """
 
 import importlib
@@ -19,7 +20,8 @@ from typer.testing import CliRunner
 import minicnn as mc
 import minicnn.functional as F
 from minicnn.cli import app
-from minicnn.testing import check
+from minicnn.tools.conformance import check
+from minicnn.train import load_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PLUGIN_MODULES = ("minicnn_example_plugin", "minicnn_broken_plugin")
@@ -84,8 +86,8 @@ def test_the_api_finds_the_model_and_the_layer(installed):
 def test_the_plugin_names_its_distribution_and_version():
     info = mc.plugin_system().plugins["example"]
     assert (info.distribution, info.version, info.status) == ("minicnn-example-plugin", "0.1.0", "loaded")
-    assert info.hooks == ["minicnn_register_layers", "minicnn_register_models"]
-    assert info.provides == {"layers": ["Swish"], "models": ["tinynet"]} and info.errors == []
+    assert info.hooks == ["minicnn_register_layers", "minicnn_register_models", "minicnn_register_optimizers"]
+    assert info.provides == {"layers": ["Swish"], "models": ["tinynet"], "optimizers": ["signsgd"]} and info.errors == []
 
 
 def test_the_cli_lists_both_plugins(installed):
@@ -93,7 +95,7 @@ def test_the_cli_lists_both_plugins(installed):
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["example"]["status"] == "loaded" and rows["example"]["distribution"] == "minicnn-example-plugin"
-    assert rows["example"]["provides"] == {"layers": ["Swish"], "models": ["tinynet"]}
+    assert rows["example"]["provides"] == {"layers": ["Swish"], "models": ["tinynet"], "optimizers": ["signsgd"]}
     assert rows["broken"]["status"] == "failed" and rows["lenet"]["status"] == "loaded"
 
 
@@ -137,6 +139,46 @@ def test_tinynet_trains_on_a_separable_problem():
     assert not np.array_equal(model.features[1].beta.numpy(), beta_before)  # Swish's beta learns too
     with mc.no_grad():
         assert (model(x).numpy().argmax(axis=1) == labels).all()
+
+
+# -- the plugin's optimizer -------------------------------------------------------------------------
+
+
+def test_signsgd_steps_by_the_sign_of_the_gradient_or_of_its_running_mean():
+    from minicnn.plugin.manager import create_optimizer, optimizer_entry
+
+    assert optimizer_entry("signsgd").default_lr == 1e-3 and optimizer_entry("signsgd").plugin == "example"
+    weight = mc.nn.Parameter(np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32))
+    plain = create_optimizer("signsgd", [weight], lr=0.5, momentum=0.0, weight_decay=0.0)
+    weight.grad = mc.tensor(np.array([3.0, -0.01, 0.0, -7.0], dtype=np.float32))
+    plain.step()
+    np.testing.assert_array_equal(weight.numpy(), [0.5, 2.5, 3.0, 4.5])
+    signum = create_optimizer("signsgd", [weight], momentum=0.5, weight_decay=0.0)  # lr: the default, 1e-3
+    for grad in ([1.0, -1.0, 1.0, -1.0], [-3.0, -1.0, 0.5, 0.5]):  # m: (.5, -.5, .5, -.5), then (-1.25, -.75, .5, 0)
+        weight.grad = mc.tensor(np.array(grad, dtype=np.float32))
+        signum.step()
+    np.testing.assert_allclose(weight.numpy(), [0.5, 2.502, 2.998, 4.501], rtol=0, atol=1e-6)
+    assert set(signum.state_dict()["arrays"]) == {"0.momentum_buffer"}
+
+
+def test_minicnn_trains_with_the_plugin_s_optimizer_from_the_cli(installed, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(installed, "train", "lenet5", "--dataset", "digits", "--optimizer", "signsgd", "--epochs", "1",
+                     "--limit-train", "256", "--seed", "0", "--out", str(out), MINICNN_CACHE=str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = load_checkpoint(out / "last.npz")
+    assert last.meta["config"]["optimizer"] == "signsgd" and last.optimizer["config"]["optimizer"] == "SignSGD"
+    [group] = last.optimizer["config"]["param_groups"]
+    assert (group["momentum"], group["weight_decay"]) == (0.9, 5e-4)  # the run's settings
+    assert last.meta["scheduler"]["config"]["base_lrs"] == [1e-3]  # the optimizer's default lr, annealed from
+    assert {name.split(".", 1)[1] for name in last.optimizer["arrays"]} == {"momentum_buffer"}
+    metrics = json.loads((out / "metrics.jsonl").read_text(encoding="utf-8"))
+    assert metrics["lr"] == 1e-3 and np.isfinite(metrics["test_loss"]), metrics
+    resumed = run_cli(installed, "train", "--resume", str(out), MINICNN_CACHE=str(tmp_path / "cache"))
+    assert resumed.returncode == 0 and "nothing left to train" in resumed.stdout, resumed.stderr
+    unknown = run_cli(installed, "train", "lenet5", "--dataset", "digits", "--optimizer", "signsdg", "--out", str(tmp_path / "no"))
+    assert unknown.returncode == 1 and "use sgd, adam or signsgd" in " ".join(unknown.stderr.split())
+    assert "did you mean 'signsgd'" in " ".join(unknown.stderr.split())
 
 
 # -- minicnn check ----------------------------------------------------------------------------------

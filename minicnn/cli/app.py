@@ -12,8 +12,8 @@ from rich.markup import escape
 from minicnn.backend import DeviceError
 from minicnn.data import DataError
 from minicnn.kernels.native import NativeBuildWarning
-from minicnn.plugins import SlowPluginWarning, plugin_system
-from minicnn.registry import RegistryError
+from minicnn.plugin.manager import SlowPluginWarning, plugin_system
+from minicnn.plugin.registry import RegistryError
 
 app = typer.Typer(help="minicnn: a small, readable framework for convolutional networks.", no_args_is_help=True)
 console = Console()

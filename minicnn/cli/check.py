@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from minicnn import testing
+from minicnn.tools import conformance
 from minicnn.cli.app import app, console, fail, warn_about_plugin_problems
 
 _MARKS = {"passed": ("✓", "green"), "failed": ("✗", "red"), "skipped": ("-", "yellow")}
@@ -22,7 +22,7 @@ def check_command(
     """Build NAME, run forward and backward, gradcheck it in float64, round-trip its state_dict and
     compare CPU with GPU (when one is usable). Exit code 0: passed; 1: a step failed; 2: unknown name."""
     with fail.on_error():
-        report = testing.check(name)
+        report = conformance.check(name)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:

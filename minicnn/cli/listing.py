@@ -1,4 +1,4 @@
-"""`minicnn plugins`, `models`, `layers`, `datasets`: what the installed plugins provide."""
+"""`minicnn plugins`, `models`, `layers`, `datasets`, `optimizers`, `schedules`: what the installed plugins provide."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import typer
 from rich.table import Table
 
 from minicnn.cli.app import app, console, fail, warn_about_plugin_problems
-from minicnn.plugins import KINDS, plugin_system
+from minicnn.plugin.manager import KINDS, plugin_system
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+EXTRA_COLUMN = {  # kind -> (table column, its text for an entry), shown before the description
+    "models": ("input size", lambda e: "x".join(map(str, e.input_size)) if e.input_size else ""),
+    "optimizers": ("default lr", lambda e: f"{e.default_lr:g}"),
+}
 
 
 @app.command()
@@ -38,18 +42,18 @@ def _list(kind: str, pattern: str, as_json: bool) -> None:
     if as_json:
         rows = [
             {"name": e.name, "plugin": e.plugin, "description": e.description,
-             "input_size": list(e.input_size) if e.input_size else None}
+             "input_size": list(e.input_size) if e.input_size else None,
+             **({"default_lr": e.default_lr} if kind == "optimizers" else {})}
             for e in entries
         ]
         typer.echo(json.dumps(rows, indent=2))
     else:
         table = Table(title=f"minicnn {kind}" + (f" matching '{pattern}'" if pattern != "*" else ""))
-        columns = ("name", "plugin", "input size", "description") if kind == "models" else ("name", "plugin", "description")
-        for column in columns:
+        extra = [EXTRA_COLUMN[kind]] if kind in EXTRA_COLUMN else []
+        for column in ("name", "plugin", *(column for column, _ in extra), "description"):
             table.add_column(column, overflow="fold")
         for e in entries:
-            size = ["x".join(map(str, e.input_size)) if e.input_size else ""] if kind == "models" else []
-            table.add_row(e.name, e.plugin, *size, e.description)
+            table.add_row(e.name, e.plugin, *(text(e) for _, text in extra), e.description)
         console.print(table if entries else f"no {kind}" + (f" match '{pattern}'" if pattern != "*" else " are registered"))
     warn_about_plugin_problems()
 
@@ -70,3 +74,15 @@ def layers(pattern: str = typer.Argument("*", help="Shell pattern, e.g. '*Pool*'
 def datasets(pattern: str = typer.Argument("*", help="Shell pattern."), as_json: bool = JSON_OPTION) -> None:
     """List the registered datasets."""
     _list("datasets", pattern, as_json)
+
+
+@app.command()
+def optimizers(pattern: str = typer.Argument("*", help="Shell pattern."), as_json: bool = JSON_OPTION) -> None:
+    """List the registered optimizers (for `minicnn train --optimizer`), with their default learning rates."""
+    _list("optimizers", pattern, as_json)
+
+
+@app.command()
+def schedules(pattern: str = typer.Argument("*", help="Shell pattern."), as_json: bool = JSON_OPTION) -> None:
+    """List the registered learning-rate schedules (for `minicnn train --schedule`)."""
+    _list("schedules", pattern, as_json)

@@ -8,27 +8,27 @@ from __future__ import annotations
 import typer
 
 from minicnn.cli.app import app, fail
-from minicnn.cli.train import checkpoint_file
-from minicnn.visualize import plot_training, require_matplotlib, visualize_checkpoint
+from minicnn.tools.pictures import plot_training, require_matplotlib, visualize_checkpoint
+from minicnn.train.run_folder import BEST_NAME, METRICS_NAME
 
 
 @app.command()
 def visualize(
-    checkpoint: str = typer.Argument(..., help="A checkpoint file (runs/.../best.npz) or its run folder."),
+    checkpoint: str = typer.Argument(..., help=f"A checkpoint file (runs/.../{BEST_NAME}) or its run folder."),
     image: str = typer.Argument(..., help="A PNG or JPEG file, resized to the model's input as `predict` does."),
     out: str = typer.Option("pictures", "--out", help="Folder for the PNG files."),
 ) -> None:
     """Draw the first convolution's filters and every convolution's feature maps for one image."""
     with fail.on_error():
         require_matplotlib("minicnn visualize")
-        paths = visualize_checkpoint(checkpoint_file(checkpoint), image, out)
+        paths = visualize_checkpoint(checkpoint, image, out)
     for path in paths:
         typer.echo(path)
 
 
 @app.command()
 def plot(
-    run_dir: str = typer.Argument(..., help="A run folder (the --out of `minicnn train`), holding metrics.jsonl."),
+    run_dir: str = typer.Argument(..., help=f"A run folder (the --out of `minicnn train`), holding {METRICS_NAME}."),
     out: str = typer.Option(None, "--out", help="A .png file, or a folder for curves.png (default: the run folder)."),
 ) -> None:
     """Draw a run's loss and accuracy per epoch, train and test, as one PNG."""

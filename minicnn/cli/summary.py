@@ -1,4 +1,5 @@
-"""`minicnn summary MODEL_OR_SPEC`: each layer's output shape, parameters, multiply-adds and receptive field."""
+"""`minicnn summary MODEL`: each layer's output shape, parameters, multiply-adds and receptive field, for a
+registered model, a spec or a trained model (any reference `resolve_model` takes)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import typer
 from rich.table import Table
 
 from minicnn.cli.app import app, console, fail, parse_input_size, warn_about_plugin_problems
-from minicnn.spec import load_model
-from minicnn.summary import summarize
+from minicnn.tools.summary import summarize
+from minicnn.train.models import resolve_model
 
 
 @app.command()
 def summary(
-    model: str = typer.Argument(..., help="A registered model name (see `minicnn models`) or a .toml model spec."),
+    model: str = typer.Argument(..., help="A registered model name (see `minicnn models`), a .toml model spec, or a "
+                                          "checkpoint or run folder."),
     input_size: str = typer.Option(None, "--input-size", help="C,H,W, e.g. 1,28,28 (default: the model's own)."),
     num_classes: int = typer.Option(None, "--num-classes", help="Classes the model predicts."),
     in_channels: int = typer.Option(None, "--in-channels", help="Input channels (default: the model's own)."),
@@ -22,10 +24,11 @@ def summary(
 ) -> None:
     """Show what every layer of a model does to one input: shapes, parameters, multiply-adds, receptive field."""
     with fail.on_error():
-        network, default_size = load_model(model, num_classes=num_classes, in_channels=in_channels)
-        size = parse_input_size(input_size) if input_size else default_size
+        network, meta = resolve_model(model, num_classes=num_classes, in_channels=in_channels)
+        size = parse_input_size(input_size) if input_size else meta["input_size"]
         if size is None:
             raise ValueError(f"'{model}' names no input size: pass --input-size C,H,W")
+        size = tuple(size)
         result = summarize(network, size)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))

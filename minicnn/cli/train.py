@@ -1,17 +1,23 @@
-"""`minicnn train`, `evaluate` and `predict`: the main job, with progress bars and a short summary."""
+"""`minicnn train`, `evaluate` and `predict`: the main job, with progress bars and a short summary.
+
+The options of `train` take their defaults from TrainConfig's fields (`minicnn.train.config.default`),
+so the CLI and Python runs share one set of defaults.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from minicnn.cli.app import app, console, errors, fail, warn_about_plugin_problems
-from minicnn.train import Callbacks, TrainConfig, evaluate_checkpoint, predict as predict_images, resume, train as run_training
+from minicnn.inference import evaluate_checkpoint, predict as predict_images
+from minicnn.train import Callbacks, TrainConfig, resume, train as run_training
+from minicnn.train.config import default
+from minicnn.train.run_folder import BEST_NAME, LAST_NAME, METRICS_NAME
 
 
 class ProgressBars(Callbacks):
@@ -79,27 +85,27 @@ def _finish(result, started: float) -> None:
     best = f" (best {result.best_accuracy:.2%})" if result.best_accuracy is not None else ""
     summary = f": test accuracy {last['test_accuracy']:.2%}{best}" if last else f": nothing left to train{best}"
     console.print(f"[bold]done[/] in {time.perf_counter() - started:.0f}s on {result.dataset}{summary}")
-    console.print(f"run saved in {result.out_dir}  (checkpoints last.npz, best.npz; metrics.jsonl)")
+    console.print(f"run saved in {result.out_dir}  (checkpoints {LAST_NAME}, {BEST_NAME}; {METRICS_NAME})")
 
 
 @app.command()
 def train(
-    model: str = typer.Argument("lenet5", help="A registered model (see `minicnn models`) or a .toml model spec."),
-    dataset: str = typer.Option(None, help="mnist, fashion-mnist, cifar10, digits... (default: mnist, or digits offline)."),
-    data_dir: str = typer.Option(None, "--data-dir", help="Folder holding the dataset files."),
-    epochs: int = typer.Option(10, min=1),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
-    lr: float = typer.Option(None, help="Learning rate (default 0.03 for sgd, 0.001 for adam)."),
-    optimizer: str = typer.Option("sgd", help="sgd (momentum 0.9, Nesterov) or adam."),
-    schedule: str = typer.Option("cosine", help="cosine, step or none."),
-    weight_decay: float = typer.Option(5e-4, "--weight-decay"),
-    augment: bool = typer.Option(False, help="Random crops (and flips for colour images)."),
-    device: str = typer.Option("cpu", help="cpu or cuda (cuda:N)."),
-    seed: int = typer.Option(None, help="Make the run reproducible (same machine, same weights)."),
-    out: str = typer.Option(None, help="Run folder (default runs/MODEL-DATASET-TIME)."),
+    model: str = typer.Argument(default("model"), help="A registered model (see `minicnn models`) or a .toml model spec."),
+    dataset: str = typer.Option(default("dataset"), help="mnist, fashion-mnist, cifar10, digits... (default: mnist, or digits offline)."),
+    data_dir: str = typer.Option(default("data_dir"), "--data-dir", help="Folder holding the dataset files."),
+    epochs: int = typer.Option(default("epochs"), min=1),
+    batch_size: int = typer.Option(default("batch_size"), "--batch-size", min=1),
+    lr: float = typer.Option(default("lr"), help="Learning rate (default: the optimizer's own, see `minicnn optimizers`)."),
+    optimizer: str = typer.Option(default("optimizer"), help="sgd (Nesterov momentum), adam, or a plugin's: `minicnn optimizers`."),
+    schedule: str = typer.Option(default("schedule"), help="cosine, step, none, or a plugin's: `minicnn schedules`."),
+    weight_decay: float = typer.Option(default("weight_decay"), "--weight-decay"),
+    augment: bool = typer.Option(default("augment"), help="Random crops (and flips for colour images)."),
+    device: str = typer.Option(default("device"), help="cpu or cuda (cuda:N)."),
+    seed: int = typer.Option(default("seed"), help="Make the run reproducible (same machine, same weights)."),
+    out: str = typer.Option(default("out"), help="Run folder (default runs/MODEL-DATASET-TIME)."),
     resume_from: str = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the earlier run in --out (its files only)."),
-    limit_train: int = typer.Option(None, "--limit-train", help="Train on the first N images only."),
+    limit_train: int = typer.Option(default("limit_train"), "--limit-train", help="Train on the first N images only."),
 ) -> None:
     """Train a model, evaluating on the test set and saving checkpoints after every epoch."""
     started = time.perf_counter()
@@ -125,14 +131,14 @@ def train(
 
 @app.command()
 def evaluate(
-    checkpoint: str = typer.Argument(..., help="A checkpoint file, e.g. runs/.../best.npz."),
+    checkpoint: str = typer.Argument(..., help=f"A checkpoint file (runs/.../{BEST_NAME}) or its run folder."),
     dataset: str = typer.Option(None, help="Evaluate on another dataset's test split."),
     data_dir: str = typer.Option(None, "--data-dir"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Test loss and accuracy of a saved model."""
     with fail.on_error():
-        result = evaluate_checkpoint(checkpoint_file(checkpoint), dataset, data_dir, progress=DownloadBar())
+        result = evaluate_checkpoint(checkpoint, dataset, data_dir, progress=DownloadBar())
     if as_json:
         typer.echo(json.dumps(result))
     else:
@@ -141,21 +147,16 @@ def evaluate(
 
 @app.command()
 def predict(
-    checkpoint: str = typer.Argument(..., help="A checkpoint file, e.g. runs/.../best.npz."),
+    checkpoint: str = typer.Argument(..., help=f"A checkpoint file (runs/.../{BEST_NAME}) or its run folder."),
     images: list[str] = typer.Argument(..., help="PNG or JPEG files."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The most likely class of each image, with its probability."""
     with fail.on_error():
-        rows = predict_images(checkpoint_file(checkpoint), images)
+        rows = predict_images(checkpoint, images)
     if as_json:
         typer.echo(json.dumps(rows))
         return
     for row in rows:
         console.print(f"{row['image']}: {row['class']} ({row['probability']:.1%})")
 
-
-def checkpoint_file(path: str) -> Path:
-    """A run folder stands for its best checkpoint."""
-    path = Path(path)
-    return path / "best.npz" if path.is_dir() and (path / "best.npz").exists() else path

@@ -22,7 +22,7 @@ from minicnn.data.loader import DataLoader
 def load_dataset(name: str, split: str = "train", **options) -> Dataset:
     """Build the dataset registered as `name` for `split`; options go to its factory
     (for the built-in ones: data_dir, download, progress, transform, ...)."""
-    from minicnn.plugins import dataset_entry  # the registry sits a layer above data
+    from minicnn.plugin.manager import dataset_entry  # the registry sits a layer above data
 
     return dataset_entry(name).target(split=split, **options)
 

@@ -12,17 +12,13 @@ class ReLU(Function):
     The gradient is g where y > 0, else 0 (even where g is inf or NaN, as in PyTorch)."""
 
     def forward(self, x):
-        kernels = kernels_for(x)
-        y = kernels.relu(x) if kernels.has_c_kernels(x.dtype) else get_array_module(x).maximum(x, 0)
+        y = kernels_for(x).relu(x)
         self.save_for_backward(y)
         return y
 
     def backward(self, g):
         (y,) = self.saved
-        kernels = kernels_for(g)
-        if g.dtype == y.dtype and kernels.has_c_kernels(g.dtype):
-            return kernels.relu_backward(g, y)
-        return get_array_module(g).where(y > 0, g, 0)
+        return kernels_for(g).relu_backward(g, y)
 
 
 class Sigmoid(Function):

@@ -1,16 +1,14 @@
 """Convolution: the deep-learning layer (`conv2d`) and the textbook operations (`convolve`, `correlate`).
 
 Deep learning's "convolution" is cross-correlation: the kernel slides over the input unflipped,
-and each output is the sum of products under it (seed §2.1). True convolution flips the kernel
+and each output is the sum of products under it (docs/en/tutorial.md §1). True convolution flips the kernel
 first, (f * g)[m] = Σ_i f[m - i] g[i]; `convolve` does that, `correlate` does not.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from minicnn.autograd import Function, Tensor
-from minicnn.backend import device_of, get_array_module
+from minicnn.backend import device_of
 from minicnn.functional.shape import getitem
 from minicnn.functional.sizes import conv_output_size, pair
 from minicnn.kernels import kernels_for
@@ -31,21 +29,13 @@ class Conv2d(Function):
     pads: (top, bottom, left, right) zeros around each image. activation: None or "relu",
     applied in the same pass that adds the bias (a fused epilogue).
 
-    The input is gathered into a channel-major im2col matrix, cols: (C_in*kH*kW, n*oH*oW) seen
-    as (groups, C_in/groups*kH*kW, n*oH*oW), whose rows read contiguous image rows; then one BLAS
-    product per group, filters (groups, C_out/groups, C_in/groups*kH*kW) @ cols, and the epilogue
-    turns the channel-major product into (n, C_out, oH, oW) with bias and activation. The batch
-    goes through in slices of n images chosen by the device's kernels: on the CPU, small enough
-    for the matrix to stay in cache; on the GPU, as many as a share of its free memory holds (at
-    least one). A layer may skip the matrix for a direct convolution where the device's kernels
-    say it serves better: on the GPU, layers with few input channels; on the CPU, when the C
-    kernels are built, every stride-1 layer and the strided ones whose output channels fill the C
-    code's vectors, forward and backward (kernels.DIRECT_BACKWARD).
-    Backward rebuilds each slice's matrix from the saved input rather than keeping it (for LeNet's
-    first layer it is 25 times the input) for the weight gradient, g @ cols^T; the input
-    gradient, filters^T @ g folded back onto the image by col2im, takes the whole batch at once on
-    the CPU (col2im's loop over kernel offsets costs the same for a slice as for the batch) and
-    the same slices on the GPU (the matrix is as large as im2col's).
+    The device's kernel backend computes both passes (`conv2d`, `conv2d_backward`, see
+    minicnn.kernels.reference): im2col and one BLAS product per group, the batch in slices sized
+    by the device (cache-sized on the CPU, from free memory on the GPU); on the CPU the C kernels'
+    direct convolution where they take the layer, on the GPU the direct kernel for layers with few
+    input channels. The op keeps for backward the weight, the input when the weight needs a
+    gradient, and the output of a fused ReLU; never an im2col matrix (25 times the input for
+    LeNet's first layer), which backward rebuilds slice by slice.
     Running out of memory raises ConvolutionMemoryError, naming the shapes.
     """
 
@@ -60,46 +50,22 @@ class Conv2d(Function):
             raise self._out_of_memory("forward", x.shape, weight.shape, x) from error
 
     def _forward(self, x, weight, bias):
-        xp = get_array_module(x)
-        kernels = kernels_for(x)
-        out_channels, _, kh, kw = weight.shape
+        _, _, kh, kw = weight.shape
         oh = conv_output_size(x.shape[2], kh, self.stride[0], self.pads[0] + self.pads[1], self.dilation[0])
         ow = conv_output_size(x.shape[3], kw, self.stride[1], self.pads[2] + self.pads[3], self.dilation[1])
         window = self.window = Window.over(x.shape, (kh, kw), self.stride, self.dilation, self.pads, (oh, ow))
-        self.direct = kernels.uses_direct_conv(window, self.groups, out_channels, x.dtype)
-        if self.direct:
-            y = kernels.direct_conv2d(x, weight, bias, window, self.groups, self.activation)
-        else:
-            y = kernels.empty((x.shape[0], out_channels, oh, ow), x.dtype)
-            filters = self._filters(weight)
-            for images, part in self._slices(kernels, x):
-                product = xp.matmul(filters, self._cols(kernels, x[images], part))
-                kernels.conv_epilogue(product, y[images].shape, bias, self.activation, out=y[images])
+        y = kernels_for(x).conv2d(x, weight, bias, window, self.groups, self.activation)
         self.save_for_backward(weight, x if self.needs_input_grad[1] else None, y if self.activation else None)
         return y
 
-    def _filters(self, weight):
-        """weight (C_out, C_in/groups, kH, kW) -> (groups, C_out/groups, C_in/groups*kH*kW)."""
-        return weight.reshape(self.groups, weight.shape[0] // self.groups, -1)
-
-    def _slices(self, kernels, array):
-        """(slice of the batch, its Window) for each slice the device's kernels take at a time."""
-        n = self.window.n
-        step = kernels.conv_chunk_size(self.window, array.dtype.itemsize)
-        for start in range(0, n, step):
-            stop = min(start + step, n)
-            yield slice(start, stop), self.window.with_batch(stop - start)
-
-    def _cols(self, kernels, x, part):
-        """The im2col matrix of a slice of images, (groups, C_in/groups*kH*kW, n*oH*oW)."""
-        return kernels.im2col(x, part).reshape(self.groups, -1, part.n * part.oh * part.ow)
-
     def backward(self, g):
+        weight, x, y = self.saved
+        window = self.window
         try:
-            return self._backward(g)
+            return kernels_for(g).conv2d_backward(g, x, weight, y, window, self.groups, self.activation,
+                                                  self.needs_input_grad)
         except MemoryError as error:
-            x_shape = (self.window.n, self.window.c, self.window.h, self.window.w)
-            raise self._out_of_memory("backward", x_shape, self.saved[0].shape, g) from error
+            raise self._out_of_memory("backward", (window.n, window.c, window.h, window.w), weight.shape, g) from error
 
     def _out_of_memory(self, stage: str, x_shape, weight_shape, like) -> ConvolutionMemoryError:
         return ConvolutionMemoryError(
@@ -107,62 +73,6 @@ class Conv2d(Function):
             f"{tuple(x_shape)} {like.dtype} and weight {tuple(weight_shape)}: use a smaller batch than "
             f"{x_shape[0]} (or smaller images, or fewer channels)"
         )
-
-    def _backward(self, g):
-        xp = get_array_module(g)
-        kernels = kernels_for(g)
-        weight, x, y = self.saved
-        if self.direct and kernels.DIRECT_BACKWARD:
-            return kernels.direct_conv2d_backward(g, x, weight, y, self.window, self.activation, self.needs_input_grad)
-        filters = self._filters(weight)
-        if self.activation == "relu":
-            g = xp.where(y > 0, g, 0)  # as ReLU's backward: 0 where y <= 0, even for an infinite g
-        g_rows = g.transpose(1, 0, 2, 3).reshape(filters.shape[:2] + (-1,))
-        gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = self._input_grad(xp, kernels, filters, g_rows)
-        if self.needs_input_grad[1]:
-            gw = xp.zeros(filters.shape, dtype=g.dtype)
-            for images, part in self._slices(kernels, g):
-                gw += _weight_grad(xp, self._columns(g_rows, images), self._cols(kernels, x[images], part))
-            gw = gw.reshape(weight.shape)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            gb = g_rows.sum(axis=2).reshape(-1)
-        return gx, gw, gb
-
-    def _columns(self, rows, images: slice):
-        """The columns of a channel-major (groups, rows, N*oH*oW) matrix that belong to `images`."""
-        per_image = self.window.oh * self.window.ow
-        return rows[:, :, images.start * per_image : images.stop * per_image]
-
-    def _input_grad(self, xp, kernels, filters, g_rows):
-        """filters^T @ g_rows, (groups, C_in/groups*kH*kW, N*oH*oW), folded onto the image by
-        col2im: (N, C_in, H, W). The CPU takes the whole batch at once; the GPU takes the forward
-        pass's slices, each folded into its own images of gx, since the matrix is as large as the
-        im2col one."""
-        filters_t = filters.transpose(0, 2, 1)
-        if xp is np:
-            return kernels.col2im(xp.matmul(filters_t, g_rows), self.window)
-        window = self.window
-        filters_t = xp.ascontiguousarray(filters_t)  # CuPy's batched matmul would copy it once per slice
-        gx = kernels.empty((window.n, window.c, window.h, window.w), xp.result_type(filters_t, g_rows))
-        for images, part in self._slices(kernels, gx):
-            kernels.col2im(xp.matmul(filters_t, self._columns(g_rows, images)), part, out=gx[images])
-        return gx
-
-
-def _weight_grad(xp, g_part, cols):
-    """g_part (groups, C_out/groups, n*oH*oW) @ cols^T -> (groups, C_out/groups, C_in/groups*kH*kW).
-
-    NumPy hands cols^T, a transposed view, straight to BLAS. CuPy's batched matmul makes each
-    operand C-contiguous first, which for cols^T would copy the whole im2col matrix; on the GPU the
-    product is taken as (cols @ g_part^T)^T instead: the operand CuPy copies is then g_part^T,
-    C_out/groups rows where cols has C_in/groups*kH*kW (a ninth of it for a 3x3 layer that keeps
-    its width), and the transpose of the weight-sized result is a view.
-    """
-    if xp is np:
-        return xp.matmul(g_part, cols.transpose(0, 2, 1))
-    return xp.matmul(cols, g_part.transpose(0, 2, 1)).transpose(0, 2, 1)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, activation: str | None = None) -> Tensor:
@@ -244,10 +154,10 @@ def correlate(x, k, mode: str = "full") -> Tensor:
 
 
 def convolve(x, k, mode: str = "full") -> Tensor:
-    """True convolution: flip `k`, then slide it: out[m] = Σ_i x[m - i] k[i] (the seed's formula).
+    """True convolution: flip `k`, then slide it: out[m] = Σ_i x[m - i] k[i] (docs/en/tutorial.md §1).
 
     1-D arrays follow numpy.convolve, 2-D arrays scipy.signal.convolve2d; modes as in `correlate`.
-    The seed's example: convolve([0, 1, 2, -1, 3], [1, 1, 0], 'valid') = [3, 1, 2].
+    The tutorial's example (docs/en/tutorial.md §1): convolve([0, 1, 2, -1, 3], [1, 1, 0], 'valid') = [3, 1, 2].
     """
     return _sliding_product(x, k, mode, flipped=True)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from minicnn.autograd import Function, Tensor
-from minicnn.backend import device_of, random_generator
+from minicnn.backend import device_of
 
 
 class Dropout(Function):
@@ -17,7 +17,7 @@ class Dropout(Function):
         self.p = p
 
     def forward(self, x):
-        keep = random_generator(device_of(x)).random(x.shape, dtype="float32") >= self.p
+        keep = device_of(x).generator.random(x.shape, dtype="float32") >= self.p
         scale = (keep / (1.0 - self.p)).astype(x.dtype)
         self.save_for_backward(scale)
         return x * scale

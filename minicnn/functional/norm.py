@@ -14,8 +14,8 @@ class BatchNorm(Function):
     Training: statistics of this batch (biased variance), and the running statistics move toward
     them by `momentum`, the variance with Bessel's correction n/(n-1) as PyTorch does.
     Evaluation: the running statistics, so the op is a fixed affine map.
-    Where the device's kernels have batch norm (the CPU's C kernels), each step is one or two
-    passes over the data there; otherwise array expressions on any device.
+    The device's kernel backend computes both passes (`batch_norm_forward`, `batch_norm_backward`)
+    and chooses what the backward pass needs kept (the CPU's C kernels keep x and recompute x_hat).
     """
 
     def __init__(self, running_mean, running_var, training, momentum, eps):
@@ -23,73 +23,20 @@ class BatchNorm(Function):
         self.training, self.momentum, self.eps = training, momentum, eps
 
     def forward(self, x, weight=None, bias=None):
-        xp = get_array_module(x)
-        kernels = kernels_for(x)
-        self.shape = (1, -1) + (1,) * (x.ndim - 2)
-        x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, positions): reductions run along rows
-        n = x3.shape[0] * x3.shape[2]
-        self.fused = kernels.has_c_kernels(x.dtype)
-        if self.training:
-            if self.fused:
-                mean, var = kernels.batch_norm_stats(x)
-            else:
-                mean = x3.sum(axis=2).sum(axis=0) / n
-                centred = x - mean.reshape(self.shape)
-                var = _channel_dot(xp, centred, centred) / n
-            if self.running_mean is not None:
-                m = self.momentum
-                self.running_mean[...] = (1 - m) * self.running_mean + m * mean
-                self.running_var[...] = (1 - m) * self.running_var + m * var * (n / max(n - 1, 1))
-        else:
-            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
-            if not self.fused:
-                centred = x - mean.reshape(self.shape)
-        inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        if self.fused:  # one pass writes y; backward recomputes x_hat from x
-            self.save_for_backward(x, mean, inv_std, weight)
-            return kernels.batch_norm_forward(x, mean, inv_std, weight, bias)
-        x_hat = centred
-        x_hat *= inv_std.reshape(self.shape)
-        self.save_for_backward(x_hat, inv_std, weight)
-        y = x_hat * weight.reshape(self.shape) if weight is not None else x_hat.copy()
-        if bias is not None:
-            y += bias.reshape(self.shape)
+        stats = None if self.training else (self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype))
+        y, (mean, var), saved = kernels_for(x).batch_norm_forward(x, weight, bias, self.eps, stats)
+        if self.training and self.running_mean is not None:
+            n, m = x.size // x.shape[1], self.momentum
+            self.running_mean[...] = (1 - m) * self.running_mean + m * mean
+            self.running_var[...] = (1 - m) * self.running_var + m * var * (n / max(n - 1, 1))
+        self.save_for_backward(*saved)
         return y
 
     def backward(self, g):
-        """With g_hat = g * weight: gx = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
-        in training (the batch statistics depend on x), inv_std * g_hat in evaluation; the means
-        per channel come from the bias and weight gradients, so g is read a few times only (twice
-        with the C kernels: once for both sums, once for gx, each recomputing x_hat from x)."""
-        xp = get_array_module(g)
+        """The backend's (gx, Σ g, Σ g * x_hat): the input, bias and weight gradients."""
         needs = self.needs_input_grad + (False, False)
-        if self.fused:
-            x, mean, inv_std, weight = self.saved
-            scale = inv_std if weight is None else inv_std * weight
-            gx, g_sum, g_dot_x_hat = kernels_for(g).batch_norm_backward(g, x, mean, inv_std, scale, self.training,
-                                                                         needs[0])
-            return gx, g_dot_x_hat if needs[1] else None, g_sum if needs[2] else None
-        x_hat, inv_std, weight = self.saved
-        scale = inv_std if weight is None else inv_std * weight
-        g3 = g.reshape(g.shape[0], g.shape[1], -1)
-        n = g3.shape[0] * g3.shape[2]
-        g_sum = g3.sum(axis=2).sum(axis=0)  # the bias gradient
-        g_dot_x_hat = _channel_dot(xp, g, x_hat)  # the weight gradient
-        gx = None
-        if self.needs_input_grad[0]:
-            if self.training:
-                gx = x_hat * (-g_dot_x_hat / n).reshape(self.shape)
-                gx += g
-                gx -= (g_sum / n).reshape(self.shape)
-                gx *= scale.reshape(self.shape)
-            else:
-                gx = g * scale.reshape(self.shape)
+        gx, g_sum, g_dot_x_hat = kernels_for(g).batch_norm_backward(g, *self.saved, self.training, needs[0])
         return gx, g_dot_x_hat if needs[1] else None, g_sum if needs[2] else None
-
-
-def _channel_dot(xp, a, b):
-    """Σ a*b per channel over every other axis, for a, b: (N, C, ...) -> (C,), without a temporary."""
-    return xp.einsum("nci,nci->c", a.reshape(a.shape[0], a.shape[1], -1), b.reshape(b.shape[0], b.shape[1], -1))
 
 
 class LocalResponseNorm(Function):

@@ -1,4 +1,4 @@
-"""Pooling: summarise each window of a feature map by its maximum or its mean (seed, 池化层).
+"""Pooling: summarise each window of a feature map by its maximum or its mean (docs/en/tutorial.md §7).
 
 Windows are read through the same zero-copy view as convolution; output sizes, padding rules and
 defaults (stride = kernel size, floor mode) are PyTorch's.

@@ -7,10 +7,8 @@ into a cache folder ($MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else ~/.c
 under a key made of the sources, the compiler's version, the flags and the CPU's feature list.
 A finished build is renamed into place, so processes that build at once never see half a library.
 
-Their OpenMP threads take every core. BLAS keeps to one thread once they load: OpenBLAS's idle
-workers spin for a while after each product, and on cores that our threads want next, that
-spinning made a LeNet-5 training step 1.5x slower (threadpoolctl sets the limit on whichever BLAS
-NumPy loaded). And glibc keeps freed arrays for reuse (`_keep_freed_memory`).
+Loading them changes nothing else in the process: their threads, BLAS's and malloc's settings
+are made in minicnn.kernels.settings.
 
 Where the results can differ from the NumPy kernels' beyond rounding: an infinite or NaN input
 value can make more of a weight gradient NaN (the lanes over positions multiply a neighbouring
@@ -20,7 +18,9 @@ Nothing here is required: with no C compiler (or MINICNN_NATIVE=0 in the environ
 starts with) `library()` is None and the CPU keeps to the NumPy kernels, which compute the same
 values; a failed build warns once, with the compiler's message. Every function takes C-contiguous
 arrays of one dtype (float32/float64) and a `Window` for its geometry, as the other kernel
-modules do.
+modules do. Each C function's ctypes signature is made from its entry in
+minicnn.kernels.signatures, so it takes the arrays (None for an absent one), numbers and `Window`
+themselves, and its status is checked after every call (`_check`).
 """
 
 from __future__ import annotations
@@ -37,34 +37,19 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import threadpoolctl
 
-from minicnn.kernels.window import Window
+from minicnn.kernels import signatures
+from minicnn.kernels.window import Window, Window2d
 
 SOURCE_DIR = Path(__file__).with_name("c")
 SOURCES = ("conv.c", "pool.c", "norm.c", "elementwise.c")
+WINDOW_HEADER = Path(__file__).with_name("window.h")  # Window2d, shared with the CUDA kernels
 REALS = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 # Tried in order: the first set that builds is kept (a compiler without OpenMP gets one thread).
 FLAG_SETS = (
     ("-O3", "-march=native", "-std=gnu11", "-fPIC", "-shared", "-fopenmp"),
     ("-O3", "-march=native", "-std=gnu11", "-fPIC", "-shared"),
 )
-
-_pointer, _long, _int = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
-SIGNATURES = {
-    "conv_forward": [_pointer] * 5 + [_long] * 13 + [_int],
-    "conv_weight_grad": [_pointer] * 5 + [_long] * 13,
-    "max_pool": [_pointer] * 3 + [_long] * 11,
-    "max_pool_backward": [_pointer] * 3 + [_long] * 10,
-    "batch_norm_stats": [_pointer] * 3 + [_long] * 3,
-    "batch_norm_forward": [_pointer] * 6 + [_long] * 3,
-    "batch_norm_sums": [_pointer] * 6 + [_long] * 3,
-    "batch_norm_input_grad": [_pointer] * 8 + [_long] * 3,
-    "relu_forward": [_pointer] * 2 + [_long],
-    "relu_backward": [_pointer] * 3 + [_long],
-    "add": [_pointer] * 3 + [_long],
-    "momentum_step": [_pointer] * 3 + [_long] + [ctypes.c_double] * 3,
-}
 
 
 class NativeBuildWarning(UserWarning):
@@ -93,17 +78,6 @@ def library(dtype):
     return _load(REALS[dtype])
 
 
-def configure_threads() -> None:
-    """Apply the process-wide settings that loading the C kernels makes (BLAS on one thread, glibc
-    keeping freed memory) now rather than at the first op that needs the kernels: a training run
-    calls this before building anything, so every op of the run, fresh or resumed, has the same
-    settings. Otherwise a model whose first op is a BLAS product (Flatten then Linear) does the
-    products before the kernels load on every thread, and a resumed run, which starts later in the
-    run, adds its sums in another order than an unbroken one. Does nothing where the kernels are
-    not built (BLAS then keeps its threads throughout)."""
-    library(np.float32)
-
-
 @functools.cache
 def _load(real: str):
     wanted = os.environ.get("CC")
@@ -120,36 +94,13 @@ def _load(real: str):
             errors.append(f"{type(error).__name__}: {error}")
             continue
         if lib is not None:
-            for name, argtypes in SIGNATURES.items():
-                getattr(lib, name).argtypes = argtypes
-                getattr(lib, name).restype = _int
-            threadpoolctl.threadpool_limits(1, user_api="blas")
-            _keep_freed_memory()
+            for name, signature in signatures.C_KERNELS.items():
+                function = getattr(lib, name)
+                function.argtypes = [ARGTYPES[kind] for kind in signature.types]
+                function.restype, function.errcheck = ctypes.c_int, _check
             return lib
     _warn(f"{compiler} failed: {errors[-1]}")
     return None
-
-
-# glibc's mallopt parameters, and the largest mmap threshold it takes on 64-bit machines
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX = -1, -3, 32 << 20
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc keep freed memory for the next array instead of handing it back to the system.
-
-    Every op returns fresh arrays of a few megabytes. By default glibc maps each one anew and
-    unmaps it when freed, so the next one starts with page faults and pages zeroed by the kernel:
-    that was 12-17% of a ResNet-20 training step here. With these thresholds arrays up to 32 MB
-    reuse freed heap memory. The peak memory stays what it was; the memory is not returned between
-    steps. Other C libraries (musl, macOS) have no mallopt and keep their own behaviour.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except AttributeError:
-        return
-    mallopt.argtypes, mallopt.restype = [_int, _int], _int
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
-    mallopt(M_TRIM_THRESHOLD, 1 << 30)
 
 
 def _build(compiler: str, flags: tuple, real: str, errors: list) -> Path | None:
@@ -171,7 +122,7 @@ def _build(compiler: str, flags: tuple, real: str, errors: list) -> Path | None:
 
 def _build_key(compiler: str, command: list) -> str:
     digest = hashlib.sha256()
-    for path in sorted(SOURCE_DIR.glob("*.[ch]")):  # every source and header the build can read
+    for path in [*sorted(SOURCE_DIR.glob("*.[ch]")), WINDOW_HEADER]:  # every source and header the build reads
         digest.update(path.read_bytes())
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     digest.update("\0".join([version, *command[1:], platform.machine(), _cpu_features()]).encode())
@@ -194,17 +145,25 @@ def _warn(reason: str) -> None:
                   NativeBuildWarning, stacklevel=3)
 
 
-def _address(array):
-    """The address of an array's first element, for ctypes (None stays None). Through a ctypes view
-    of the buffer where the array is writable: a third of the time of array.ctypes.data, which
-    builds a helper object on every call. The arrays here are C-contiguous; a read-only or empty one
-    takes the slower way."""
-    if array is None:
-        return None
-    try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(array))
-    except (TypeError, ValueError):
-        return array.ctypes.data
+class _Array:
+    """How ctypes passes an array argument: the address of its first element (None is NULL).
+    Through a ctypes view of the buffer where the array is writable: a third of the time of
+    array.ctypes.data, which builds a helper object on every call. The arrays here are
+    C-contiguous; a read-only or empty one takes the slower way."""
+
+    @staticmethod
+    def from_param(array):
+        if array is None:
+            return None
+        try:
+            return ctypes.byref(ctypes.c_char.from_buffer(array))
+        except (TypeError, ValueError):
+            return ctypes.c_void_p(array.ctypes.data)
+
+
+# What ctypes makes of each type of minicnn.kernels.signatures.
+ARGTYPES = {"real*": _Array, "int*": _Array, "byte*": _Array, "int": ctypes.c_int, "long": ctypes.c_long,
+            "double": ctypes.c_double, "window": Window2d}
 
 
 VECTOR_BYTES = 64  # c/vector.h's vector: 16 float32 or 8 float64 lanes
@@ -218,11 +177,14 @@ def takes_stride(out_channels: int, kernel_width: int, dtype) -> bool:
     return out_channels % (2 * lanes) == 0 and kernel_width in (1, 3, 5)
 
 
-def _check(status: int, name: str) -> None:
+def _check(status: int, function, arguments) -> int:
+    """Every C function's errcheck: ctypes calls it with the status the function returned."""
     if status == UNSUPPORTED:
-        raise ValueError(f"minicnn: the C kernel {name} does not take this stride (see native.takes_stride)")
+        raise ValueError(f"minicnn: the C kernel {function.__name__} does not take this stride "
+                         "(see native.takes_stride)")
     if status != 0:
-        raise MemoryError(f"minicnn: the C kernel {name} ran out of memory")
+        raise MemoryError(f"minicnn: the C kernel {function.__name__} ran out of memory")
+    return status
 
 
 def conv_forward(x, weight, bias, window: Window, relu: bool, mask=None):
@@ -231,11 +193,7 @@ def conv_forward(x, weight, bias, window: Window, relu: bool, mask=None):
     when `relu`. With `mask` (shaped like x), x counts only where mask > 0."""
     out_channels = weight.shape[0]
     y = np.empty((window.n, out_channels, window.oh, window.ow), dtype=x.dtype)
-    status = library(x.dtype).conv_forward(
-        _address(x), _address(weight), _address(bias), _address(mask), _address(y),
-        window.n, window.c, window.h, window.w, out_channels, window.kh, window.kw, window.pads[0], window.pads[2],
-        window.oh, window.ow, window.sh, window.sw, int(relu))
-    _check(status, "conv_forward")
+    library(x.dtype).conv_forward(x, weight, bias, mask, y, window, out_channels, relu)
     return y
 
 
@@ -283,11 +241,7 @@ def conv_weight_grad(x, g, window: Window, with_bias: bool, mask=None):
     out_channels = g.shape[1]
     gw = np.empty((out_channels, window.c, window.kh, window.kw), dtype=x.dtype)
     gb = np.empty(out_channels, dtype=x.dtype) if with_bias else None
-    status = library(x.dtype).conv_weight_grad(
-        _address(x), _address(g), _address(mask), _address(gw), _address(gb),
-        window.n, window.c, window.h, window.w, out_channels, window.kh, window.kw, window.pads[0], window.pads[2],
-        window.oh, window.ow, window.sh, window.sw)
-    _check(status, "conv_weight_grad")
+    library(x.dtype).conv_weight_grad(x, g, mask, gw, gb, window, out_channels)
     return gw, gb
 
 
@@ -296,20 +250,14 @@ def max_pool(x, window: Window):
     offset a*kW + b of its first maximum (a NaN counts as the maximum). kH*kW must be <= 256."""
     y = np.empty((window.n, window.c, window.oh, window.ow), dtype=x.dtype)
     argmax = np.empty(y.shape, dtype=np.uint8)
-    status = library(x.dtype).max_pool(
-        _address(x), _address(y), _address(argmax), window.n * window.c, window.h, window.w, window.kh, window.kw,
-        window.sh, window.sw, window.pads[0], window.pads[2], window.oh, window.ow)
-    _check(status, "max_pool")
+    library(x.dtype).max_pool(x, y, argmax, window)
     return y, argmax
 
 
 def max_pool_backward(g, argmax, window: Window):
     """g, argmax (N, C, oH, oW) -> gx (N, C, H, W): each window's gradient added at its argmax."""
     gx = np.empty((window.n, window.c, window.h, window.w), dtype=g.dtype)
-    status = library(g.dtype).max_pool_backward(
-        _address(g), _address(argmax), _address(gx), window.n * window.c, window.h, window.w, window.kw,
-        window.sh, window.sw, window.pads[0], window.pads[2], window.oh, window.ow)
-    _check(status, "max_pool_backward")
+    library(g.dtype).max_pool_backward(g, argmax, gx, window)
     return gx
 
 
@@ -322,8 +270,7 @@ def batch_norm_stats(x):
     """x (N, C, ...) -> (mean, var), each (C,): every channel's mean and biased variance."""
     n, c, positions = _rows(x)
     mean, var = np.empty(c, dtype=x.dtype), np.empty(c, dtype=x.dtype)
-    _check(library(x.dtype).batch_norm_stats(_address(x), _address(mean), _address(var), n, c, positions),
-           "batch_norm_stats")
+    library(x.dtype).batch_norm_stats(x, mean, var, n, c, positions)
     return mean, var
 
 
@@ -331,9 +278,7 @@ def batch_norm_forward(x, mean, inv_std, weight, bias):
     """y = (x - mean) * inv_std * weight + bias per channel for x (N, C, ...) ((C,) each; weight
     and bias may be None)."""
     y = np.empty_like(x)
-    _check(library(x.dtype).batch_norm_forward(
-        _address(x), _address(mean), _address(inv_std), _address(weight), _address(bias), _address(y), *_rows(x)),
-        "batch_norm_forward")
+    library(x.dtype).batch_norm_forward(x, mean, inv_std, weight, bias, y, *_rows(x))
     return y
 
 
@@ -341,8 +286,7 @@ def batch_norm_sums(g, x, mean, inv_std):
     """(Σ g, Σ g * x_hat) per channel, each (C,), x_hat = (x - mean) * inv_std: batch norm's bias
     and weight gradients."""
     g_sum, g_dot = np.empty(g.shape[1], dtype=g.dtype), np.empty(g.shape[1], dtype=g.dtype)
-    _check(library(g.dtype).batch_norm_sums(_address(g), _address(x), _address(mean), _address(inv_std),
-                                            _address(g_sum), _address(g_dot), *_rows(g)), "batch_norm_sums")
+    library(g.dtype).batch_norm_sums(g, x, mean, inv_std, g_sum, g_dot, *_rows(g))
     return g_sum, g_dot
 
 
@@ -351,35 +295,32 @@ def batch_norm_input_grad(g, x, mean, inv_std, scale, sums=None):
     from sums = (Σ g, Σ g * x_hat) (training); without sums (evaluation), gx = scale * g."""
     gx = np.empty_like(g)
     g_sum, g_dot = sums if sums is not None else (None, None)
-    _check(library(g.dtype).batch_norm_input_grad(
-        _address(g), _address(x), _address(mean), _address(inv_std), _address(scale), _address(g_sum),
-        _address(g_dot), _address(gx), *_rows(g)), "batch_norm_input_grad")
+    library(g.dtype).batch_norm_input_grad(g, x, mean, inv_std, scale, g_sum, g_dot, gx, *_rows(g))
     return gx
 
 
 def relu_forward(x):
     """max(x, 0), NaN kept."""
     y = np.empty_like(x)
-    _check(library(x.dtype).relu_forward(_address(x), _address(y), x.size), "relu_forward")
+    library(x.dtype).relu_forward(x, y, x.size)
     return y
 
 
 def relu_backward(g, y):
     """g where y > 0, else 0."""
     gx = np.empty_like(g)
-    _check(library(g.dtype).relu_backward(_address(g), _address(y), _address(gx), g.size), "relu_backward")
+    library(g.dtype).relu_backward(g, y, gx, g.size)
     return gx
 
 
 def add(a, b):
     """a + b, element-wise, for two arrays of one shape and dtype."""
     out = np.empty_like(a)
-    _check(library(a.dtype).add(_address(a), _address(b), _address(out), a.size), "add")
+    library(a.dtype).add(a, b, out, a.size)
     return out
 
 
 def momentum_step(param, grad, buffer, lr: float, momentum: float, dampening: float) -> None:
     """In place: buffer = momentum * buffer + (1 - dampening) * grad, then param -= lr * buffer;
     three contiguous arrays of one shape and dtype."""
-    _check(library(param.dtype).momentum_step(_address(param), _address(grad), _address(buffer), param.size, lr,
-                                              momentum, dampening), "momentum_step")
+    library(param.dtype).momentum_step(param, grad, buffer, param.size, lr, momentum, dampening)

@@ -39,15 +39,11 @@ class SGD(Optimizer):
         if weight_decay != 0:
             grad = grad + weight_decay * param
         if momentum != 0:
-            buffer, kernels = state.get("momentum_buffer"), kernels_for(param)
-            if buffer is None:
-                buffer = state["momentum_buffer"] = xp.array(grad, copy=True)
-            elif not group["nesterov"] and kernels.fuses_momentum_step(param, grad, buffer):
-                # the usual case, in one pass over buffer and parameter
-                kernels.momentum_step(param, grad, buffer, group["lr"], momentum, group["dampening"])
+            buffer = state.get("momentum_buffer")
+            if buffer is not None:
+                kernels_for(param).momentum_step(param, grad, buffer, group["lr"], momentum, group["dampening"],
+                                                 group["nesterov"])
                 return
-            else:
-                buffer *= momentum
-                buffer += (1 - group["dampening"]) * grad if group["dampening"] else grad
+            buffer = state["momentum_buffer"] = xp.array(grad, copy=True)
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         param -= group["lr"] * grad

@@ -1,6 +1,6 @@
 """Does a model fit a dataset? Asked once, before the first epoch, rather than learned from a crash.
 
-One forward pass of a single zero image of the dataset's size (through `minicnn.summary`, in eval
+One forward pass of a single zero image of the dataset's size (through `minicnn.tools.summary`, in eval
 mode and without gradients, so no statistic or weight moves) finds both mistakes that would
 otherwise surface late: images the model cannot take (20x20 images for LeNet-5 fail at its first
 Linear layer, after the convolutions have run) and an output count that is not the dataset's class
@@ -9,7 +9,7 @@ count (a 37-output spec trains on 10-class MNIST without complaint, and `predict
 
 from __future__ import annotations
 
-from minicnn.summary import SummaryError, summarize
+from minicnn.tools.summary import SummaryError, summarize
 
 
 class ModelDataMismatch(ValueError):

@@ -3,19 +3,22 @@
 A setting that cannot work (a NaN learning rate, `limit_train=0`, an unknown optimizer) is refused
 here, with the setting, the value and what is expected, before any data is read or any folder is
 made: a run that would train on nothing, or on all 60,000 images when the user asked for none, or
-whose weights are NaN from the first step, is worse than no run.
+whose weights are NaN from the first step, is worse than no run. Optimizers and schedules are
+names in their registries (`minicnn.plugin.manager`), so a plugin's are checked like minicnn's own.
+
+The class's field defaults are the defaults of every front end: `default(name)` reads one without
+making (and so checking) a config, which the CLI's options use.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 from minicnn import backend
-
-DEFAULT_LR = {"sgd": 0.03, "adam": 1e-3}
-SCHEDULES = ("cosine", "step", "none")
+from minicnn.plugin.manager import optimizer_entry, plugin_system
+from minicnn.plugin.registry import did_you_mean
 
 
 @dataclass
@@ -34,10 +37,10 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "sgd"
-    lr: float | None = None          # None: 0.03 for SGD, 1e-3 for Adam
+    lr: float | None = None          # None: the optimizer's registered default_lr (0.03 for sgd, 1e-3 for adam)
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: str = "cosine"         # cosine, step (x0.1 every third of the run) or none
+    schedule: str = "cosine"         # cosine, step (x0.1 every third of the run), none, or a plugin's
     augment: bool = False            # random crops (and flips for colour images)
     device: str = "cpu"
     seed: int | None = None          # None: drawn at random, then recorded
@@ -61,10 +64,10 @@ class TrainConfig:
             _whole(self, "limit_train", minimum=1, hint="leave it out to train on every image")
         if self.seed is not None:
             _whole(self, "seed", minimum=0, hint="or leave it out for a random one")
-        _choice(self, "optimizer", tuple(DEFAULT_LR))
-        _choice(self, "schedule", SCHEDULES)
+        _registered(self, "optimizer", "optimizers")
+        _registered(self, "schedule", "schedules")
         if self.lr is not None:
-            _finite(self, "lr", hint=f"the default is {DEFAULT_LR[self.optimizer]} for {self.optimizer}")
+            _finite(self, "lr", hint=f"the default is {optimizer_entry(self.optimizer).default_lr:g} for {self.optimizer}")
         _finite(self, "momentum")
         _finite(self, "weight_decay", hint="0 turns it off")
         if not isinstance(self.model, str) or not self.model:
@@ -72,6 +75,12 @@ class TrainConfig:
         if not isinstance(self.model_options, dict):
             raise ValueError(f"model_options must be a dict of keyword arguments, got {self.model_options!r}")
         backend.device(self.device)
+
+
+def default(name: str):
+    """The default value of the setting `name` (a field of TrainConfig)."""
+    found = {f.name: f for f in fields(TrainConfig)}[name]
+    return found.default_factory() if found.default is MISSING else found.default
 
 
 def _setting(name: str) -> str:
@@ -93,7 +102,11 @@ def _finite(config: TrainConfig, name: str, hint: str = "") -> None:
         raise ValueError(f"{_setting(name)} must be a finite number >= 0, got {value!r}" + (f"; {hint}" if hint else ""))
 
 
-def _choice(config: TrainConfig, name: str, choices: tuple) -> None:
+def _registered(config: TrainConfig, name: str, kind: str) -> None:
+    """Refuse a setting that names no registered optimizer or schedule, listing them, minicnn's own first."""
     value = getattr(config, name)
+    choices = plugin_system().provided(kind)
     if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}: use {', '.join(choices[:-1])} or {choices[-1]}")
+        listed = " or ".join(filter(None, [", ".join(choices[:-1]), choices[-1]]))
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        raise ValueError(f"unknown {name} {value!r}: use {listed} (`minicnn {kind}` lists them){hint}")

@@ -1,8 +1,8 @@
 """The training loop: epochs of minibatch gradient descent, evaluation, metrics and checkpoints.
 
 Each epoch: train on every batch (forward, cross-entropy, backward, optimizer step), evaluate on
-the test set, append one line to metrics.jsonl, and write the `best` checkpoint (when test accuracy
-improved) and then the `last` one, each atomically. Everything a resumed run needs is in the
+the test set, and record the epoch in the run folder (`RunFolder.record_epoch`: its metrics line,
+the `best` checkpoint when test accuracy improved, then the `last` one). Everything a resumed run needs is in the
 checkpoint: model, optimizer, scheduler, epoch, best accuracy and epoch, and the random generator's
 state; the data order of epoch e depends only on (seed, e). So a run stopped at any moment and
 resumed from `last` finishes with the same weights as one never stopped, and with the same `best`:
@@ -24,19 +24,17 @@ The loop never prints: it reports through a `Callbacks` object (the CLI draws pr
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from minicnn import backend
 from minicnn.autograd import Tensor, no_grad
 from minicnn.functional import cross_entropy
-from minicnn.train.checkpoint import first_non_finite, save_checkpoint
-from minicnn.train.files import append_line
+from minicnn.train.checkpoint import first_non_finite
+from minicnn.train.run_folder import RunFolder
 
 # Batches between two reads of the metrics on a GPU: one wait per 20 steps costs next to nothing
 # (the GPU works through the queued steps meanwhile), and the progress bar still moves several times
@@ -135,7 +133,8 @@ def evaluate(model, loader, device="cpu") -> tuple[float, float]:
 
 class Trainer:
     """Trains `model` with `optimizer` (and an optional per-epoch `scheduler`) on `train_loader`,
-    evaluating on `test_loader`, writing into `out_dir`. `meta` is stored in every checkpoint
+    evaluating on `test_loader`, writing into the run folder `out_dir` (`self.run_folder`, a RunFolder;
+    `train` and `resume` hold its lock around `fit`). `meta` is stored in every checkpoint
     (what is needed to rebuild the model and its data later: names, classes, normalisation).
     `sync_every`: batches between reads of the loss and accuracy (see the module's docstring);
     default 1 on the CPU, GPU_SYNC_EVERY on a GPU."""
@@ -144,7 +143,7 @@ class Trainer:
                  meta: dict | None = None, callbacks: Callbacks | None = None, sync_every: int | None = None):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.test_loader = train_loader, test_loader
-        self.out_dir, self.device = Path(out_dir), backend.device(device)
+        self.run_folder, self.device = RunFolder(out_dir), backend.device(device)
         if sync_every is None:
             sync_every = 1 if self.device.type == "cpu" else GPU_SYNC_EVERY
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
@@ -180,7 +179,7 @@ class Trainer:
 
     def fit(self, epochs: int) -> list[dict]:
         """Train until `epochs` epochs are done (counting those of a restored run); returns their metrics."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.run_folder.path.mkdir(parents=True, exist_ok=True)
         history = []
         while self.epoch < epochs:
             history.append(self._run_epoch(self.epoch + 1, epochs))
@@ -234,11 +233,11 @@ class Trainer:
         """What a stopped run leaves: the checkpoint of the last finished epoch, if any."""
         if not self.epoch:
             return "no epoch had finished, so there is no checkpoint"
-        return f"the last good checkpoint (epoch {self.epoch}) is kept in {self.out_dir / 'last.npz'}"
+        return f"the last good checkpoint (epoch {self.epoch}) is kept in {self.run_folder.last}"
 
     def _save(self, metrics: dict) -> None:
-        """Log the epoch and write its checkpoints, best.npz (if it improved) before last.npz, the
-        commit point (see the module's docstring); refuse weights or buffers that are not finite."""
+        """Record the epoch in the run folder (its metrics, then its checkpoints: see the module's
+        docstring); refuse weights or buffers that are not finite."""
         model_state = self.model.state_dict()
         broken = first_non_finite(model_state)
         if broken is not None:
@@ -251,8 +250,4 @@ class Trainer:
         if improved:
             self.best_accuracy, self.best_epoch = metrics["test_accuracy"], self.epoch
         state = {**self.state(), "metrics": metrics}
-        optimizer_state = self.optimizer.state_dict()
-        append_line(self.out_dir / "metrics.jsonl", json.dumps(metrics))
-        if improved:
-            save_checkpoint(self.out_dir / "best.npz", model_state, optimizer_state, state)
-        save_checkpoint(self.out_dir / "last.npz", model_state, optimizer_state, state)
+        self.run_folder.record_epoch(metrics, model_state, self.optimizer.state_dict(), state, improved)

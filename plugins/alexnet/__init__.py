@@ -1,6 +1,6 @@
 """AlexNet (Krizhevsky, Sutskever and Hinton, 2012) as a minicnn plugin.
 
-The seed's three reasons it won ImageNet 2012 are all here: ReLU after every convolution, Dropout
+The three reasons it won ImageNet 2012 (docs/en/tutorial.md §8; Krizhevsky et al., 2012) are all here: ReLU after every convolution, Dropout
 before the large fully connected layers, and overlapping max pooling (3x3 windows, stride 2). Its
 GPU split (two towers) is gone, as in torchvision's single-tower layout; its local response
 normalisation is an option. Registered under the plugin name "alexnet" through the `minicnn`

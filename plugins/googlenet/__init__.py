@@ -1,6 +1,6 @@
 """GoogLeNet / Inception v1 (Szegedy et al., 2014) as a minicnn plugin.
 
-The seed's "actuary" of networks: Inception modules run 1x1, 1x1->3x3, 1x1->5x5 and pool->1x1
+GoogLeNet (docs/en/tutorial.md §8; Szegedy et al., 2014): Inception modules run 1x1, 1x1->3x3, 1x1->5x5 and pool->1x1
 branches side by side and join them on the channel axis, with 1x1 convolutions cutting the channels
 first, so the network is deep and wide for few parameters. Registered under the plugin name
 "googlenet" through the `minicnn` entry-point group, built only from minicnn's public API:

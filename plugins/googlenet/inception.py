@@ -1,7 +1,7 @@
 """GoogLeNet's building blocks, named as torchvision names them so its weights load unchanged.
 
 BasicConv2d   convolution without bias, batch norm (eps 0.001), ReLU
-Inception     four parallel branches joined on the channel axis (the seed's "micro network")
+Inception     four parallel branches joined on the channel axis (Szegedy et al. 2014, after Lin et al.'s "network in network")
 InceptionAux  the auxiliary classifier hung on an intermediate stage while training
 """
 

@@ -11,7 +11,7 @@ from minicnn import nn
 
 
 class LeNet5(nn.Module):
-    """The seed's LeNet-5: convolution, pooling, convolution, pooling, three fully connected layers.
+    """LeNet-5 (docs/en/tutorial.md §8; LeCun et al., 1998): convolution, pooling, convolution, pooling, three fully connected layers.
 
     input (in_channels, 28, 28), padded by 2 to the paper's 32x32
       C1  Conv 5x5, 6 filters      -> 6@28x28

@@ -1,4 +1,4 @@
-"""Residual blocks: the seed's F(x) + x, in the two shapes He et al. (2015) use, and the
+"""Residual blocks: F(x) + x (docs/en/tutorial.md §8), in the two shapes He et al. (2015) use, and the
 parameter-free shortcut of their CIFAR networks.
 
 A block learns the residual F(x) = H(x) - x and outputs relu(F(x) + x): the "+ x" is the skip

@@ -1,6 +1,6 @@
 """VGG (Simonyan and Zisserman, 2014) as a minicnn plugin: depth from stacks of 3x3 convolutions.
 
-The seed's point (section 4.3): two stacked 3x3 convolutions see a 5x5 window, as one 5x5
+The point of VGG (docs/en/tutorial.md §8; Simonyan and Zisserman, 2014): two stacked 3x3 convolutions see a 5x5 window, as one 5x5
 convolution does, with 2 * 9 = 18 weights per input-output channel pair instead of 25, and one more
 ReLU between them. VGG builds a whole network from that brick: stacks of 3x3 convolutions (padding
 1, size kept), each stack closed by a 2x2 max pool that halves the map, and three fully connected

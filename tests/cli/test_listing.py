@@ -1,10 +1,11 @@
-"""`minicnn plugins`, `models`, `layers`, `datasets` (the environment cases are in tests/test_plugins.py)."""
+"""`minicnn plugins`, `models`, `layers`, `datasets`, `optimizers`, `schedules` (the environment cases are in
+tests/plugin/test_manager.py)."""
 
 import json
 
 from typer.testing import CliRunner
 
-import minicnn.plugins
+import minicnn.plugin.manager
 from minicnn.cli import app
 
 runner = CliRunner()
@@ -37,7 +38,7 @@ def test_layers_json_lists_the_core_layers():
 
 def test_a_misspelled_plugin_name_shows_in_the_plugins_table_and_as_a_warning(monkeypatch):
     monkeypatch.setenv("MINICNN_DISABLE_PLUGINS", "lenett")
-    monkeypatch.setattr(minicnn.plugins, "_system", None)  # load with this environment; restored afterwards
+    monkeypatch.setattr(minicnn.plugin.manager, "_system", None)  # load with this environment; restored afterwards
     monkeypatch.setenv("COLUMNS", "300")
     table = runner.invoke(app, ["plugins"])
     assert table.exit_code == 0
@@ -46,3 +47,14 @@ def test_a_misspelled_plugin_name_shows_in_the_plugins_table_and_as_a_warning(mo
     models = runner.invoke(app, ["models", "len*"])
     assert models.exit_code == 0 and "lenet5" in models.output
     assert "warning: plugin 'lenett' (not installed): MINICNN_DISABLE_PLUGINS names 'lenett'" in models.output
+
+
+def test_optimizers_and_schedules_list_minicnn_s_own():
+    rows = {r["name"]: r for r in json.loads(runner.invoke(app, ["optimizers", "--json"]).output)}
+    assert {name: (r["plugin"], r["default_lr"]) for name, r in rows.items()} == {
+        "adam": ("optimizers", 0.001), "sgd": ("optimizers", 0.03)}
+    table = runner.invoke(app, ["optimizers"], terminal_width=200).output
+    assert "default lr" in table and "0.03" in table
+    names = [r["name"] for r in json.loads(runner.invoke(app, ["schedules", "--json"]).output)]
+    assert names == ["cosine", "none", "step"]
+    assert "no schedules match 'zzz*'" in runner.invoke(app, ["schedules", "zzz*"]).output

@@ -1,8 +1,10 @@
-"""`minicnn summary`: the seed's LeNet-5 shapes and parameter count, from a model name or a spec."""
+"""`minicnn summary`: the tutorial's LeNet-5 (docs/en/tutorial.md §8) shapes and parameter count, from a model
+name, a spec, or a trained model (a checkpoint or its run folder)."""
 
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from minicnn.cli import app
@@ -24,6 +26,17 @@ def test_summary_of_a_spec_equals_the_plugin_model():
     by_spec = json.loads(runner.invoke(app, ["summary", SPEC, "--json"]).output)
     assert by_spec["parameters"] == by_name["parameters"] == 61_706
     assert [r["output_shape"] for r in by_spec["rows"]] == [r["output_shape"] for r in by_name["rows"]]
+
+
+@pytest.mark.parametrize("target", ["best.npz", ""], ids=["checkpoint", "run-folder"])
+def test_summary_of_a_trained_model_takes_its_input_size_and_refuses_options(trained_lenet, target):
+    out, _ = trained_lenet
+    by_name = json.loads(runner.invoke(app, ["summary", "lenet5", "--json"]).output)
+    trained = runner.invoke(app, ["summary", str(out / target), "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output)["rows"] == by_name["rows"]
+    with_options = runner.invoke(app, ["summary", str(out / target), "--num-classes", "3"])
+    assert with_options.exit_code == 1 and "takesnoarguments(num_classes)" in "".join(with_options.output.split())
 
 
 def test_summary_options_change_the_model():

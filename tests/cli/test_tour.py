@@ -1,4 +1,4 @@
-"""The command line: `minicnn tour` shows the seed's worked examples computed by minicnn."""
+"""The command line: `minicnn tour` shows the tutorial's worked examples (docs/en/tutorial.md) computed by minicnn."""
 
 from typer.testing import CliRunner
 
@@ -9,7 +9,7 @@ def test_tour_shows_the_seed_examples():
     result = CliRunner().invoke(app, ["tour"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "[3.0, 1.0, 2.0]" in text  # 1-D valid convolution (seed §2.1)
+    assert "[3.0, 1.0, 2.0]" in text  # 1-D valid convolution (tutorial §1)
     assert "[1.0, 3.0, 1.0, 2.0, 3.0]" in text  # 1-D same convolution
     assert "bar [10.0, 20, 10]: response 0" in text  # the edge kernel's hand computation
     assert "[[6.0, 8.0], [14.0, 16.0]]" in text  # 4x4 grid, 2x2 max pooling

@@ -102,6 +102,19 @@ def test_cuda_without_a_gpu(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_the_train_options_default_to_the_config_s_defaults():
+    from dataclasses import fields
+
+    from typer.main import get_command
+
+    from minicnn.train import TrainConfig
+    from minicnn.train.config import default
+
+    options = {p.name: p.default for p in get_command(app).commands["train"].params}
+    shared = [f.name for f in fields(TrainConfig) if f.name in options]
+    assert len(shared) == 14 and {name: options[name] for name in shared} == {name: default(name) for name in shared}
+
+
 def test_an_unknown_optimizer(tmp_path):
     result = runner.invoke(app, ["train", "lenet5", "--dataset", "digits", "--optimizer", "nosuch", "--out", str(tmp_path / "r")])
     assert_fails(result, 1, "unknown optimizer 'nosuch'", "sgd or adam")
@@ -118,10 +131,10 @@ def test_training_into_a_folder_holding_a_run(run):
 
 
 def test_a_folder_in_use_by_a_run_is_refused_naming_the_pid(run):
-    from minicnn.train.run_folder import claim_existing
+    from minicnn.train.run_folder import RunFolder
 
     _, out = run
-    with claim_existing(out):
+    with RunFolder(out).claim_existing():
         for arguments in (["--resume", str(out)], ["lenet5", "--dataset", "digits", "--out", str(out), "--overwrite"]):
             assert_fails(runner.invoke(app, ["train", *arguments]), 1, f"{out} is in use by another minicnn run",
                          f"PID {os.getpid()}")

@@ -1,4 +1,5 @@
-"""The built-in datasets plugin: registration, and each factory end to end (files, mirror, cache)."""
+"""The built-in datasets plugin (minicnn/plugin/builtin_datasets.py): registration, and each factory end to
+end (files, mirror, cache). It sits here, beside the data fixtures (mirror, isolated caches) it needs."""
 
 import dataclasses
 import gzip
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import minicnn.plugins
-from minicnn import builtin_datasets
+import minicnn.plugin.manager
+from minicnn.plugin import builtin_datasets
 from minicnn.data import ArrayDataset, DataFormatError, DataUnavailableError, load_dataset
 from minicnn.data.cifar import TEST_FILES, TRAIN_FILES
 from minicnn.data.sources import SOURCES
@@ -28,11 +29,11 @@ def test_the_plugin_registers_five_datasets():
 
 
 def test_load_dataset_goes_through_the_registry(monkeypatch):
-    monkeypatch.setitem(minicnn.plugins.BUILTIN_PLUGINS, "datasets", "minicnn.builtin_datasets")
-    monkeypatch.setattr(minicnn.plugins, "_system", None)
+    monkeypatch.setitem(minicnn.plugin.manager.BUILTIN_PLUGINS, "datasets", "minicnn.plugin.builtin_datasets")
+    monkeypatch.setattr(minicnn.plugin.manager, "_system", None)
     data = load_dataset("digits", "test")
     assert isinstance(data, ArrayDataset) and len(data) == 359 and data.input_size == (1, 28, 28)
-    provided = minicnn.plugins.plugin_system().plugins["datasets"].provides["datasets"]
+    provided = minicnn.plugin.manager.plugin_system().plugins["datasets"].provides["datasets"]
     assert sorted(provided) == ["cifar10", "digits", "fashion-mnist", "image-folder", "mnist"]
 
 

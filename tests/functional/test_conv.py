@@ -1,6 +1,6 @@
 """minicnn.functional.conv: conv2d, convolve and correlate.
 
-References: the seed tutorial's hand-worked examples, a naive loop convolution written here in
+References: the tutorial's hand-worked examples (docs/en/tutorial.md), a naive loop convolution written here in
 float64, numpy.convolve/correlate and scipy.signal.convolve2d/correlate2d, and finite differences
 (minicnn.testing.gradcheck).
 """
@@ -68,7 +68,7 @@ def as_pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-# --- the seed's worked examples ------------------------------------------------------------------
+# --- the tutorial's worked examples (docs/en/tutorial.md §1-2) ------------------------------------------------------------------
 
 
 def test_seed_1d_convolution_valid_and_same():
@@ -83,7 +83,7 @@ def test_seed_1d_convolution_full_and_mode_sizes():
     f = t([0.0, 1.0, 2.0, -1.0, 3.0])
     g = t([1.0, 1.0, 0.0])
     np.testing.assert_array_equal(F.convolve(f, g, "full").numpy(), [0, 1, 3, 1, 2, 3, 0])
-    # the seed's table: valid M-K+1, same M, full M+K-1
+    # the tutorial's table (§2): valid M-K+1, same M, full M+K-1
     assert [F.convolve(f, g, m).shape for m in ("valid", "same", "full")] == [(3,), (5,), (7,)]
 
 
@@ -337,13 +337,13 @@ def conv2d_with_grads(x, w, b, **kwargs):
 def test_conv2d_in_one_image_slices_equals_the_whole_batch_at_once(monkeypatch, kwargs):
     """The im2col path (dilated, strided and grouped layers) sliced image by image, forward and
     both gradients, against the whole batch in one slice."""
-    from minicnn.kernels import cpu
+    from minicnn.kernels import reference
 
     groups = kwargs.get("groups", 1)
     x, w, b = (rng.standard_normal(shape) for shape in [(5, 4, 9, 8), (6, 4 // groups, 3, 3), (6,)])
-    monkeypatch.setattr(cpu, "CONV_CHUNK_BYTES", 1 << 40)
+    monkeypatch.setattr(reference, "CONV_CHUNK_BYTES", 1 << 40)
     whole = conv2d_with_grads(x, w, b, **kwargs)
-    monkeypatch.setattr(cpu, "CONV_CHUNK_BYTES", 1)
+    monkeypatch.setattr(reference, "CONV_CHUNK_BYTES", 1)
     for name, sliced, expected in zip(["y", "gx", "gw", "gb"], conv2d_with_grads(x, w, b, **kwargs), whole):
         np.testing.assert_allclose(sliced, expected, rtol=1e-12, atol=1e-12, err_msg=name)
 
@@ -351,7 +351,6 @@ def test_conv2d_in_one_image_slices_equals_the_whole_batch_at_once(monkeypatch, 
 @pytest.mark.parametrize("stage", ["forward", "backward"])
 def test_conv2d_out_of_memory_names_the_layer_and_a_smaller_batch(monkeypatch, stage):
     from minicnn.functional.conv import ConvolutionMemoryError
-    from minicnn.kernels import cpu
 
     x, w = t(rng.standard_normal((3, 4, 6, 5)), True), t(rng.standard_normal((2, 4, 3, 3)), True)
     original = MemoryError("Unable to allocate 30 GiB")
@@ -360,6 +359,7 @@ def test_conv2d_out_of_memory_names_the_layer_and_a_smaller_batch(monkeypatch, s
         raise original
 
     y = F.conv2d(x, w, dilation=2)  # the im2col path, whose matrices are the large allocations
+    cpu = mc.device("cpu").kernels
     monkeypatch.setattr(cpu, "im2col", fail)
     monkeypatch.setattr(cpu, "col2im", fail)
     with pytest.raises(ConvolutionMemoryError,

@@ -1,4 +1,4 @@
-"""max_pool2d, avg_pool2d, adaptive_avg_pool2d against the seed's worked examples and naive loops.
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d against the tutorial's worked examples (docs/en/tutorial.md §7) and naive loops.
 
 The references below are written from PyTorch's documented rules, one output cell at a time, and share
 no code with minicnn: output size (floor, or ceil keeping a last window that starts inside the input or
@@ -64,7 +64,7 @@ def as_pair(value):
 
 # (N, C, H, W), kernel_size, stride, padding, ceil_mode
 POOL_CASES = [
-    ((2, 3, 4, 4), 2, None, 0, False),  # the seed's 2x2 / stride 2
+    ((2, 3, 4, 4), 2, None, 0, False),  # the tutorial's 2x2 / stride 2
     ((1, 1, 5, 5), 2, None, 0, False),  # odd size: the last row and column are dropped
     ((1, 2, 5, 7), (2, 3), None, 0, False),  # non-square kernel, stride defaults to it
     ((2, 1, 7, 7), 3, 2, 0, False),  # AlexNet's overlapping 3x3 / stride 2
@@ -85,7 +85,7 @@ def case_id(case):
     return f"{shape[2]}x{shape[3]}-k{kernel}-s{stride}-p{padding}-{'ceil' if ceil_mode else 'floor'}"
 
 
-# --- the seed's examples --------------------------------------------------------------------------
+# --- the tutorial's examples (docs/en/tutorial.md §7) --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("window, expected", [([[1, 2], [3, 4]], 4.0), ([[5, 6], [7, 8]], 8.0), ([[20, 5], [3, 15]], 20.0)])
 def test_seed_2x2_max_pooling_keeps_the_largest_value(window, expected):
@@ -101,7 +101,7 @@ def test_seed_2x2_average_pooling_is_the_mean():
     assert y.item() == pytest.approx((20 + 5 + 3 + 15) / 4) == pytest.approx(10.75)
 
 
-GRID = np.arange(1.0, 17.0).reshape(4, 4)  # the seed's 4x4 grid 1..16
+GRID = np.arange(1.0, 17.0).reshape(4, 4)  # the tutorial's 4x4 grid 1..16
 SEED_WINDOWS = [[1, 2, 5, 6], [3, 4, 7, 8], [9, 10, 13, 14], [11, 12, 15, 16]]
 
 

@@ -14,7 +14,7 @@ from minicnn.functional.sizes import conv_output_size, pair, pool_output_size
         (5, 3, 1, 0, 1, 3),  # starts 0, 1, 2
         (5, 3, 1, 2, 1, 5),  # 'same' for a 3-kernel
         (5, 3, 1, 4, 1, 7),  # 'full': M + K - 1
-        (32, 5, 1, 0, 1, 28),  # the seed's 32x32 image under a 5x5 filter
+        (32, 5, 1, 0, 1, 28),  # the tutorial's 32x32 image under a 5x5 filter
         (7, 3, 2, 0, 1, 3),  # starts 0, 2, 4
         (8, 3, 2, 0, 1, 3),  # starts 0, 2, 4 (6 would end at 8, outside)
         (7, 3, 2, 2, 1, 4),  # padded length 9: starts 0, 2, 4, 6
@@ -34,9 +34,9 @@ def test_conv_output_size(size, kernel, stride, pad_total, dilation, expected):
 @pytest.mark.parametrize(
     "size,kernel,stride,padding,ceil_mode,expected",
     [
-        (4, 2, 2, 0, False, 2),  # the seed's 4x4 -> 2x2
+        (4, 2, 2, 0, False, 2),  # the tutorial's 4x4 -> 2x2
         (4, 2, 2, 0, True, 2),  # exact fit: ceil adds nothing
-        (256, 2, 2, 0, False, 128),  # the seed's 256 -> 128
+        (256, 2, 2, 0, False, 128),  # the tutorial's 256 -> 128
         (28, 2, 2, 0, False, 14),  # LeNet S2
         (5, 2, 2, 0, False, 2),  # starts 0, 2; index 4 is left out
         (5, 2, 2, 0, True, 3),  # ceil keeps the partial window starting at 4 (inside the input)

@@ -7,7 +7,9 @@
 // `blocks` x `threads` threads would: every thread in turn, each going round its grid-stride loop.
 // A small grid therefore sends every thread round its loop many times, as a capped grid does on a
 // GPU for a tensor larger than the grid. tests/kernels/test_cuda_elements.py and
-// test_cuda_launch.py compare the results with the NumPy kernels; loaded with ctypes.
+// test_cuda_launch.py compare the results with the NumPy kernels; loaded with ctypes. Each takes
+// the launch's grid, then its kernel's arguments as minicnn.kernels.signatures lists them (the
+// window as the Window2d struct, by value, as CuPy passes it).
 #define __global__
 
 namespace cuda_source {
@@ -34,19 +36,17 @@ void run(int blocks, int threads, Kernel kernel) {
 
 }  // namespace cuda_source
 
-// The fourteen ints of Window2d, in the order of WINDOW_PARAMS, from one int array.
-#define GEOMETRY(g) g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13]
-
 using cuda_source::run;
+using cuda_source::Window2d;
 
 extern "C" {
 
-void im2col(int blocks, int threads, const double* x, double* cols, long long total, const int* g) {
-    run(blocks, threads, [&] { cuda_source::im2col<double>(x, cols, total, GEOMETRY(g)); });
+void im2col(int blocks, int threads, const double* x, double* cols, long long total, Window2d g) {
+    run(blocks, threads, [&] { cuda_source::im2col<double>(x, cols, total, g); });
 }
 
-void col2im(int blocks, int threads, const double* cols, double* dx, long long total, const int* g) {
-    run(blocks, threads, [&] { cuda_source::col2im<double>(cols, dx, total, GEOMETRY(g)); });
+void col2im(int blocks, int threads, const double* cols, double* dx, long long total, Window2d g) {
+    run(blocks, threads, [&] { cuda_source::col2im<double>(cols, dx, total, g); });
 }
 
 void conv_epilogue(int blocks, int threads, const double* cm, const double* bias, double* y, long long total,
@@ -57,32 +57,29 @@ void conv_epilogue(int blocks, int threads, const double* cm, const double* bias
 }
 
 void direct_conv2d(int blocks, int threads, const double* x, const double* weight, const double* bias, double* y,
-                   long long total, int has_bias, int activation, int out_channels, int groups, const int* g) {
+                   long long total, int has_bias, int activation, int out_channels, int groups, Window2d g) {
     run(blocks, threads, [&] {
-        cuda_source::direct_conv2d<double>(x, weight, bias, y, total, has_bias, activation, out_channels, groups,
-                                           GEOMETRY(g));
+        cuda_source::direct_conv2d<double>(x, weight, bias, y, total, has_bias, activation, out_channels, groups, g);
     });
 }
 
-void max_pool(int blocks, int threads, const double* x, double* y, int* argmax, long long total, const int* g) {
-    run(blocks, threads, [&] { cuda_source::max_pool<double>(x, y, argmax, total, GEOMETRY(g)); });
+void max_pool(int blocks, int threads, const double* x, double* y, int* argmax, long long total, Window2d g) {
+    run(blocks, threads, [&] { cuda_source::max_pool<double>(x, y, argmax, total, g); });
 }
 
 void max_pool_backward(int blocks, int threads, const double* dy, const int* argmax, double* dx, long long total,
-                       const int* g) {
-    run(blocks, threads, [&] { cuda_source::max_pool_backward<double>(dy, argmax, dx, total, GEOMETRY(g)); });
+                       Window2d g) {
+    run(blocks, threads, [&] { cuda_source::max_pool_backward<double>(dy, argmax, dx, total, g); });
 }
 
 void avg_pool(int blocks, int threads, const double* x, double* y, long long total, int count_include_pad,
-              const int* g) {
-    run(blocks, threads, [&] { cuda_source::avg_pool<double>(x, y, total, count_include_pad, GEOMETRY(g)); });
+              Window2d g) {
+    run(blocks, threads, [&] { cuda_source::avg_pool<double>(x, y, total, count_include_pad, g); });
 }
 
 void avg_pool_backward(int blocks, int threads, const double* dy, double* dx, long long total, int count_include_pad,
-                       const int* g) {
-    run(blocks, threads, [&] {
-        cuda_source::avg_pool_backward<double>(dy, dx, total, count_include_pad, GEOMETRY(g));
-    });
+                       Window2d g) {
+    run(blocks, threads, [&] { cuda_source::avg_pool_backward<double>(dy, dx, total, count_include_pad, g); });
 }
 
 }  // extern "C"

@@ -3,7 +3,7 @@
 Every kernel in minicnn/kernels/cuda/*.cu is a grid-stride loop around one `__host__ __device__`
 element function. tests/kernels/cuda_harness.cpp compiles those same kernels for the CPU and runs
 them (float64) as a launch of a small grid would, every thread going round its loop many times;
-here each is compared with the NumPy kernels (minicnn.kernels.cpu), the reference, on awkward
+here each is compared with the reference kernels over NumPy (minicnn.kernels.reference), on awkward
 geometries: odd sizes, 3 and 5 channels, 7x7 stride 2, dilation, groups, asymmetric padding,
 ceil-mode overhangs, ties and NaNs.
 """
@@ -13,10 +13,11 @@ import pytest
 
 from minicnn.functional.pool import MaxPool2d
 from minicnn.functional.sizes import conv_output_size
-from minicnn.kernels import cpu, cuda
+from minicnn.kernels import cuda, reference
 from minicnn.kernels.window import Window
 
 rng = np.random.default_rng(6)
+NUMPY = reference.ReferenceBackend(np)
 
 
 # (input shape, weight shape, stride, pads (top, bottom, left, right), dilation, groups)
@@ -46,12 +47,12 @@ def test_im2col_and_col2im_match_the_numpy_kernels(harness, shape, weight_shape,
     x = rng.standard_normal(shape)
     cols = np.full((window.c * window.kh * window.kw, window.n * window.oh * window.ow), np.nan)
     harness("im2col", x, cols, np.int64(cols.size), window)
-    np.testing.assert_array_equal(cols, cpu.im2col(x, window))
+    np.testing.assert_array_equal(cols, NUMPY.im2col(x, window))
 
     g_cols = rng.standard_normal(cols.shape)
     dx = np.full(shape, np.nan)
     harness("col2im", g_cols, dx, np.int64(dx.size), window)
-    np.testing.assert_allclose(dx, cpu.col2im(g_cols, window), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx, NUMPY.col2im(g_cols, window), rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("shape,weight_shape,stride,pads,dilation,groups", CONV_CASES)
@@ -64,8 +65,8 @@ def test_direct_convolution_and_epilogue_match_im2col_and_blas(
     x, weight = rng.standard_normal(shape), rng.standard_normal(weight_shape)
     bias = rng.standard_normal(weight_shape[0]) if with_bias else None
     out_shape = (window.n, weight_shape[0], window.oh, window.ow)
-    product = weight.reshape(groups, weight_shape[0] // groups, -1) @ cpu.im2col(x, window).reshape(groups, -1, window.n * window.oh * window.ow)
-    expected = cpu.conv_epilogue(product, out_shape, bias, activation)
+    product = weight.reshape(groups, weight_shape[0] // groups, -1) @ NUMPY.im2col(x, window).reshape(groups, -1, window.n * window.oh * window.ow)
+    expected = NUMPY.conv_epilogue(product, out_shape, bias, activation)
     code = cuda.ACTIVATIONS[activation]
     bias_arg = weight if bias is None else bias
 
@@ -85,7 +86,7 @@ def test_relu_epilogue_keeps_nan_like_numpy(harness):
     cm = np.array([[np.nan, -1.0, 2.0, -0.0]])
     y = np.full((4, 1, 1, 1), 7.0)
     harness("conv_epilogue", cm, cm, y, np.int64(4), 0, cuda.ACTIVATIONS["relu"], 4, 1, np.int64(1))
-    np.testing.assert_array_equal(y.ravel(), cpu.conv_epilogue(cm, (4, 1, 1, 1), None, "relu").ravel())
+    np.testing.assert_array_equal(y.ravel(), NUMPY.conv_epilogue(cm, (4, 1, 1, 1), None, "relu").ravel())
 
 
 # (input shape, kernel, stride, padding, ceil_mode)
@@ -114,7 +115,7 @@ def pool_input(shape, ties: bool):
 def test_max_pool_forward_and_backward_match_the_numpy_kernels(harness, shape, kernel, stride, padding, ceil_mode, ties):
     x = pool_input(shape, ties)
     window = pool_window(x, kernel, stride, padding, ceil_mode)
-    expected_y, expected_argmax = cpu.max_pool(x, window)
+    expected_y, expected_argmax = NUMPY.max_pool(x, window)
     y, argmax = np.full(expected_y.shape, np.nan), np.full(expected_y.shape, -99, dtype=np.int32)
     harness("max_pool", x, y, argmax, np.int64(y.size), window)
     np.testing.assert_array_equal(y, expected_y)
@@ -123,7 +124,7 @@ def test_max_pool_forward_and_backward_match_the_numpy_kernels(harness, shape, k
     g = rng.standard_normal(y.shape)
     dx = np.full(shape, np.nan)
     harness("max_pool_backward", g, argmax, dx, np.int64(dx.size), window)
-    np.testing.assert_allclose(dx, cpu.max_pool_backward(g, expected_argmax, window), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx, NUMPY.max_pool_backward(g, expected_argmax, window), rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("dilation", [(2, 2), (3, 2)])
@@ -134,7 +135,7 @@ def test_max_pool_reads_and_scatters_to_dilated_cells_like_pytorch(harness, dila
     kernel, stride, pad = (3, 2), (2, 1), 1
     out = [(size + 2 * pad - d * (k - 1) - 1) // s + 1 for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation)]
     window = Window.over(x.shape, kernel, stride, dilation, (pad,) * 4, out)
-    cells = cpu.windows(cpu.pad2d(x, window.pads, -np.inf), kernel, stride, dilation, out)
+    cells = reference.windows(reference.pad2d(x, window.pads, -np.inf), kernel, stride, dilation, out)
     flat = cells.reshape(cells.shape[:4] + (-1,))
     expected_y, expected_argmax = flat.max(axis=-1), flat.argmax(axis=-1)
     y, argmax = np.full(expected_y.shape, np.nan), np.full(expected_y.shape, -99, dtype=np.int32)
@@ -143,13 +144,13 @@ def test_max_pool_reads_and_scatters_to_dilated_cells_like_pytorch(harness, dila
     np.testing.assert_array_equal(argmax, expected_argmax)
 
     g = rng.standard_normal(y.shape)
-    expected_dx = np.zeros(cpu.pad2d(x, window.pads).shape)
+    expected_dx = np.zeros(reference.pad2d(x, window.pads).shape)
     n, c, i, j = np.indices(y.shape)
     a, b = np.divmod(expected_argmax, kernel[1])
     np.add.at(expected_dx, (n, c, i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1]), g)
     dx = np.full(x.shape, np.nan)
     harness("max_pool_backward", g, argmax, dx, np.int64(dx.size), window)
-    np.testing.assert_allclose(dx, cpu.unpad2d(expected_dx, window.pads), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx, reference.unpad2d(expected_dx, window.pads), rtol=1e-13, atol=1e-13)
 
     torch = pytest.importorskip("torch")
     pooled = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, pad, dilation)
@@ -160,7 +161,7 @@ def test_max_pool_takes_the_first_nan_like_numpy(harness):
     x = rng.standard_normal((2, 3, 9, 9))
     x.ravel()[rng.choice(x.size, 20, replace=False)] = np.nan
     window = pool_window(x, (3, 3), (2, 2), (1, 1), True)
-    expected_y, expected_argmax = cpu.max_pool(x, window)
+    expected_y, expected_argmax = NUMPY.max_pool(x, window)
     y, argmax = np.zeros(expected_y.shape), np.zeros(expected_y.shape, dtype=np.int32)
     harness("max_pool", x, y, argmax, np.int64(y.size), window)
     np.testing.assert_array_equal(y, expected_y)
@@ -174,7 +175,7 @@ def test_avg_pool_forward_and_backward_match_the_numpy_kernels(
 ):
     x = rng.standard_normal(shape)
     window = pool_window(x, kernel, stride, padding, ceil_mode)
-    expected = cpu.avg_pool(x, window, count_include_pad)
+    expected = NUMPY.avg_pool(x, window, count_include_pad)
     y = np.full(expected.shape, np.nan)
     harness("avg_pool", x, y, np.int64(y.size), count_include_pad, window)
     np.testing.assert_allclose(y, expected, rtol=1e-13, atol=1e-13)
@@ -182,4 +183,4 @@ def test_avg_pool_forward_and_backward_match_the_numpy_kernels(
     g = rng.standard_normal(y.shape)
     dx = np.full(shape, np.nan)
     harness("avg_pool_backward", g, dx, np.int64(dx.size), count_include_pad, window)
-    np.testing.assert_allclose(dx, cpu.avg_pool_backward(g, window, count_include_pad), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx, NUMPY.avg_pool_backward(g, window, count_include_pad), rtol=1e-13, atol=1e-13)

@@ -1,9 +1,11 @@
 """minicnn.kernels.cuda's launches, checked without a GPU against a stand-in for CuPy.
 
 The stand-in compiles nothing: its RawModule reads each kernel's parameter list from the very
-source NVRTC would get, and every launch is checked against it (count, order, pointer or int or
-long long, element type, and the device every pointer and the lookup are on), so a Python call
-that disagrees with a kernel's signature fails here rather than corrupting memory on a GPU.
+source NVRTC would get, checks that it is the kernel's signature in minicnn.kernels.signatures
+(cuda.KERNELS), and checks every launch against it (count, order, pointer or int or long long or
+the Window2d struct, element type, and the device every pointer and the lookup are on), so a
+Python call that disagrees with a kernel's signature fails here rather than corrupting memory on
+a GPU.
 float64 launches then run through the host harness with the launch's own grid, so each Python
 wrapper (shapes, allocation, argument order) is compared with the NumPy kernels; with the grid
 capped at one block every kernel goes round its grid-stride loop more than once.
@@ -18,11 +20,14 @@ import pytest
 
 from minicnn.functional import conv
 from minicnn.functional.pool import MaxPool2d
-from minicnn.kernels import cpu, cuda
-from minicnn.kernels.window import Window
+from minicnn.kernels import cuda, reference
+from minicnn.kernels.window import STRUCT_DTYPE, Window
 
 rng = np.random.default_rng(16)
+NUMPY = reference.ReferenceBackend(np)
 ELEMENT_TYPES = {"T": None, "int": np.int32}
+# A CUDA parameter's type (const dropped) as the signature table spells it.
+TABLE_TYPES = {"T*": "real*", "int*": "int*", "int": "int", "long long": "long", "Window2d": "window"}
 
 
 class DeviceArray(np.ndarray):
@@ -44,16 +49,16 @@ def on_device(array, device_id: int = 0):
     return array
 
 
-def window_params(source: str) -> str:
-    """The text of the WINDOW_PARAMS macro: the fourteen `int` geometry parameters."""
-    return re.search(r"#define WINDOW_PARAMS(.*?)\n#define", source, flags=re.S).group(1).replace("\\", " ")
-
-
 def kernel_parameters(source: str) -> dict[str, list[str]]:
-    """{kernel name: its parameter declarations}, WINDOW_PARAMS spelled out."""
+    """{kernel name: its parameter declarations}."""
     found = re.findall(r"template <typename T>\s*__global__ void (\w+)\((.*?)\)\s*\{", source, flags=re.S)
-    return {name: [p.strip() for p in params.replace("WINDOW_PARAMS", window_params(source)).split(",")]
-            for name, params in found}
+    return {name: [" ".join(p.split()) for p in params.split(",")] for name, params in found}
+
+
+def as_table_entry(declaration: str) -> tuple[str, str]:
+    """("real*", "x") for "const T* x": a parameter declaration as the signature table writes it."""
+    *words, name = declaration.replace("const ", "").replace("*", "* ").split()
+    return TABLE_TYPES[" ".join(words).replace(" *", "*")], name
 
 
 def check_argument(declaration: str, arg, element_type) -> None:
@@ -61,6 +66,8 @@ def check_argument(declaration: str, arg, element_type) -> None:
         assert isinstance(arg, DeviceArray) and arg.flags.c_contiguous, declaration
         pointee = declaration.replace("const", "").split("*")[0].strip()
         assert arg.dtype == (element_type if pointee == "T" else ELEMENT_TYPES[pointee]), (declaration, arg.dtype)
+    elif "Window2d" in declaration:  # by value: CuPy passes a one-element host array as a struct
+        assert type(arg) is np.ndarray and arg.dtype == STRUCT_DTYPE and arg.shape == (1,), (declaration, arg)
     elif declaration.startswith("long long"):
         assert type(arg) is np.int64, (declaration, type(arg))
     else:
@@ -124,7 +131,9 @@ class FakeCuPy:
     def RawModule(self, code, options, name_expressions):
         assert options == cuda.COMPILE_OPTIONS
         parameters = kernel_parameters(code)
-        geometry_count = window_params(code).count("int ")
+        (source_name,) = [name for name in cuda.KERNELS if cuda.name_expressions(name) == list(name_expressions)]
+        for name, signature in cuda.KERNELS[source_name].items():
+            assert [as_table_entry(p) for p in parameters[name]] == list(signature.arguments), (name, parameters[name])
         fake, device_id = self, self.current
 
         class Module:
@@ -132,12 +141,11 @@ class FakeCuPy:
                 assert expression in name_expressions
                 assert fake.current == device_id, f"{expression} looked up on GPU {fake.current}, loaded on {device_id}"
                 name, type_name = re.fullmatch(r"(\w+)<(\w+)>", expression).groups()
-                return lambda grid, block, args: fake.launch(name, type_name, parameters[name], geometry_count,
-                                                             grid, block, args)
+                return lambda grid, block, args: fake.launch(name, type_name, parameters[name], grid, block, args)
 
         return Module()
 
-    def launch(self, name, type_name, parameters, geometry_count, grid, block, args):
+    def launch(self, name, type_name, parameters, grid, block, args):
         element_type = {"float": np.float32, "double": np.float64}[type_name]
         assert block == (cuda.BLOCK_SIZE,) and 1 <= grid[0] <= 4 * cuda.BLOCKS_PER_MULTIPROCESSOR
         assert len(args) == len(parameters), (name, len(args), parameters)
@@ -149,8 +157,6 @@ class FakeCuPy:
         total = args[parameters.index("long long total")]
         self.passes.append(math.ceil(total / (grid[0] * block[0])))
         if element_type is np.float64:
-            if parameters[-1] == "int ow":  # the harness takes the geometry as one int array
-                args = args[:-geometry_count] + (np.array(args[-geometry_count:], dtype=np.int32),)
             self.harness(name, *args, grid=(grid[0], block[0]))
 
 
@@ -164,6 +170,12 @@ def fake_cupy(harness, monkeypatch):
     yield fake
     for cache in caches:
         cache.cache_clear()
+
+
+@pytest.fixture
+def gpu(fake_cupy):
+    """The CUDA backend, over the fake."""
+    return cuda.CudaBackend()
 
 
 @pytest.fixture(params=["full_grid", "one_block"])
@@ -191,101 +203,114 @@ def conv_window(shape, weight_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=
 
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("activation", [None, "relu"])
-def test_convolution_launches_match_their_kernels_and_the_numpy_path(fake_cupy, grid_cap, groups, activation):
+def test_convolution_launches_match_their_kernels_and_the_numpy_path(gpu, fake_cupy, grid_cap, groups, activation):
     x, weight, bias = rng.standard_normal((2, 4, 9, 7)), rng.standard_normal((6, 4 // groups, 3, 2)), rng.standard_normal(6)
     window = conv_window(x.shape, weight.shape, stride=(2, 1), pads=(1, 2, 0, 1), dilation=(1, 2))
     out_shape = (2, 6, window.oh, window.ow)
 
-    cols = cuda.im2col(on_device(x), window)
-    np.testing.assert_array_equal(cols, cpu.im2col(x, window))
+    cols = gpu.im2col(on_device(x), window)
+    np.testing.assert_array_equal(cols, NUMPY.im2col(x, window))
     product = weight.reshape(groups, 6 // groups, -1) @ np.asarray(cols).reshape(groups, -1, cols.shape[1])
-    y = cuda.conv_epilogue(on_device(product), out_shape, on_device(bias), activation)
-    expected = cpu.conv_epilogue(product, out_shape, bias, activation)
+    y = gpu.conv_epilogue(on_device(product), out_shape, on_device(bias), activation)
+    expected = NUMPY.conv_epilogue(product, out_shape, bias, activation)
     np.testing.assert_array_equal(y, expected)
-    y = cuda.direct_conv2d(on_device(x), on_device(weight), None, window, groups, activation)
-    np.testing.assert_allclose(y, cpu.conv_epilogue(product, out_shape, None, activation), rtol=1e-12, atol=1e-12)
+    y = gpu.conv2d(on_device(x), on_device(weight), None, window, groups, activation)
+    np.testing.assert_allclose(y, NUMPY.conv_epilogue(product, out_shape, None, activation), rtol=1e-12, atol=1e-12)
 
     g_cols = rng.standard_normal(cols.shape)
-    np.testing.assert_allclose(cuda.col2im(on_device(g_cols), window), cpu.col2im(g_cols, window), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(gpu.col2im(on_device(g_cols), window), NUMPY.col2im(g_cols, window), rtol=1e-13, atol=1e-13)
     assert fake_cupy.launches == ["im2col", "conv_epilogue", "direct_conv2d", "col2im"]
     grid_cap()
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
-def test_pooling_launches_match_their_kernels_and_the_numpy_path(fake_cupy, grid_cap, count_include_pad):
+def test_pooling_launches_match_their_kernels_and_the_numpy_path(gpu, fake_cupy, grid_cap, count_include_pad):
     x = rng.integers(-2, 3, size=(2, 3, 19, 17)).astype(np.float64)
     window = MaxPool2d((3, 3), (2, 2), (1, 1), True)._window(x)
-    y, argmax = cuda.max_pool(on_device(x), window)
-    expected_y, expected_argmax = cpu.max_pool(x, window)
+    y, argmax = gpu.max_pool(on_device(x), window)
+    expected_y, expected_argmax = NUMPY.max_pool(x, window)
     np.testing.assert_array_equal(y, expected_y)
     np.testing.assert_array_equal(argmax, expected_argmax)
     assert argmax.dtype == np.int32
 
     g = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(cuda.max_pool_backward(on_device(g), argmax, window),
-                               cpu.max_pool_backward(g, expected_argmax, window), rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(cuda.avg_pool(on_device(x), window, count_include_pad),
-                               cpu.avg_pool(x, window, count_include_pad), rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(cuda.avg_pool_backward(on_device(g), window, count_include_pad),
-                               cpu.avg_pool_backward(g, window, count_include_pad), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(gpu.max_pool_backward(on_device(g), argmax, window),
+                               NUMPY.max_pool_backward(g, expected_argmax, window), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(gpu.avg_pool(on_device(x), window, count_include_pad),
+                               NUMPY.avg_pool(x, window, count_include_pad), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(gpu.avg_pool_backward(on_device(g), window, count_include_pad),
+                               NUMPY.avg_pool_backward(g, window, count_include_pad), rtol=1e-13, atol=1e-13)
     assert fake_cupy.launches == ["max_pool", "max_pool_backward", "avg_pool", "avg_pool_backward"]
     grid_cap()
 
 
-def test_float32_launches_pass_float32_buffers_and_int32_argmax(fake_cupy):
+def test_float32_launches_pass_float32_buffers_and_int32_argmax(gpu, fake_cupy):
     x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
     weight = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
     window = conv_window(x.shape, weight.shape, pads=(1, 1, 1, 1))
-    assert cuda.direct_conv2d(on_device(x), on_device(weight), on_device(np.zeros(2, np.float32)), window, 1, "relu").dtype == np.float32
-    assert cuda.im2col(on_device(x), window).dtype == np.float32
+    assert gpu.conv2d(on_device(x), on_device(weight), on_device(np.zeros(2, np.float32)), window, 1, "relu").dtype == np.float32
+    assert gpu.im2col(on_device(x), window).dtype == np.float32
     pool = MaxPool2d((2, 2), (2, 2), (0, 0), False)._window(x)
-    y, argmax = cuda.max_pool(on_device(x), pool)
+    y, argmax = gpu.max_pool(on_device(x), pool)
     assert (y.dtype, argmax.dtype) == (np.float32, np.int32)
     assert fake_cupy.launches == ["direct_conv2d", "im2col", "max_pool"]
 
 
-def test_mixed_dtypes_reach_a_kernel_as_one_element_type(fake_cupy):
+# (input channels, kernel side, groups, direct): few products per output take the direct kernel
+DIRECT_CASES = {"lenet_c1": (1, 5, 1, True), "rgb_3x3_stem": (3, 3, 1, True), "depthwise": (32, 3, 32, True),
+                "lenet_c3": (6, 5, 1, False), "resnet_7x7_stem": (3, 7, 1, False)}
+
+
+@pytest.mark.parametrize("channels, kernel, groups, direct", DIRECT_CASES.values(), ids=DIRECT_CASES.keys())
+def test_direct_convolution_is_chosen_for_few_input_channels_only(gpu, fake_cupy, channels, kernel, groups, direct):
+    x = on_device(rng.standard_normal((1, channels, 9, 9)))
+    weight = on_device(rng.standard_normal((32, channels // groups, kernel, kernel)))
+    gpu.conv2d(x, weight, None, conv_window(x.shape, weight.shape), groups, None)
+    assert fake_cupy.launches == (["direct_conv2d"] if direct else ["im2col", "conv_epilogue"])
+
+
+def test_mixed_dtypes_reach_a_kernel_as_one_element_type(gpu, fake_cupy):
     """A float64 weight with a float32 image (or a float64 product into a float32 output) must not
     hand the kernel pointers of two element types: the launch check above would catch it."""
     x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
     window = conv_window(x.shape, (3, 2, 3, 3), pads=(1, 1, 1, 1))
-    y = cuda.direct_conv2d(on_device(x), on_device(rng.standard_normal((3, 2, 3, 3))), on_device(np.ones(3)),
+    y = gpu.conv2d(on_device(x), on_device(rng.standard_normal((3, 2, 3, 3))), on_device(np.ones(3)),
                            window, 1, None)
     assert y.dtype == np.float32
     out = on_device(np.empty((1, 3, 5, 5), np.float32))
-    cuda.conv_epilogue(on_device(rng.standard_normal((3, 25))), out.shape, on_device(np.ones(3)), "relu", out=out)
+    gpu.conv_epilogue(on_device(rng.standard_normal((3, 25))), out.shape, on_device(np.ones(3)), "relu", out=out)
     assert fake_cupy.launches == ["direct_conv2d", "conv_epilogue"]
 
 
-def test_unsupported_dtypes_are_refused_with_the_dtype_named(fake_cupy):
+def test_unsupported_dtypes_are_refused_with_the_dtype_named(gpu, fake_cupy):
     window = conv_window((1, 1, 4, 4), (1, 1, 2, 2))
     with pytest.raises(TypeError, match="float32 or float64 arrays, got int64"):
-        cuda.im2col(on_device(np.zeros((1, 1, 4, 4), dtype=np.int64)), window)
+        gpu.im2col(on_device(np.zeros((1, 1, 4, 4), dtype=np.int64)), window)
 
 
-def test_poisoned_outputs_start_as_nan(fake_cupy):
+def test_poisoned_outputs_start_as_nan(gpu, fake_cupy):
     with cuda.poison_outputs():
-        buffer = cuda.empty((2, 3), np.float32)
-        argmax = cuda.empty((2,), np.int32)
+        buffer = gpu.empty((2, 3), np.float32)
+        argmax = gpu.empty((2,), np.int32)
     assert np.isnan(buffer).all() and (argmax == np.iinfo(np.int32).min).all()
 
 
-def test_every_wrapper_allocates_looks_up_and_launches_on_its_inputs_gpu(fake_cupy):
+def test_every_wrapper_allocates_looks_up_and_launches_on_its_inputs_gpu(gpu, fake_cupy):
     """Arrays on GPU 1 while GPU 0 is current (`cuda:1` from Python): every buffer, poisoned or not,
     the kernel lookup and the launch must be on GPU 1 (the fake checks each launch)."""
     x = on_device(rng.standard_normal((2, 4, 9, 7)), device_id=1)
     window = conv_window(x.shape, (6, 4, 3, 2), pads=(1, 1, 0, 1))
     pool = MaxPool2d((3, 3), (2, 2), (1, 1), True)._window(x)
     with cuda.poison_outputs():
-        cols = cuda.im2col(x, window)
-        outputs = [cols, cuda.col2im(cols, window),
-                   cuda.conv_epilogue(on_device(rng.standard_normal((6, cols.shape[1])), device_id=1),
+        cols = gpu.im2col(x, window)
+        outputs = [cols, gpu.col2im(cols, window),
+                   gpu.conv_epilogue(on_device(rng.standard_normal((6, cols.shape[1])), device_id=1),
                                       (2, 6, window.oh, window.ow), None, "relu"),
-                   cuda.direct_conv2d(x, on_device(rng.standard_normal((6, 4, 3, 2)), device_id=1), None, window, 1,
+                   gpu.conv2d(x, on_device(rng.standard_normal((6, 4, 3, 2)), device_id=1), None, window, 1,
                                       None)]
-    y, argmax = cuda.max_pool(x, pool)
-    outputs += [y, argmax, cuda.max_pool_backward(y, argmax, pool), cuda.avg_pool(x, pool, True),
-                cuda.avg_pool_backward(y, pool, True)]
+    y, argmax = gpu.max_pool(x, pool)
+    outputs += [y, argmax, gpu.max_pool_backward(y, argmax, pool), gpu.avg_pool(x, pool, True),
+                gpu.avg_pool_backward(y, pool, True)]
     assert [array.device.id for array in outputs] == [1] * len(outputs)
     assert fake_cupy.current == 0 and len(fake_cupy.launches) == 8
 
@@ -319,31 +344,31 @@ def vgg_conv1_2(batch: int) -> Window:
 
 
 @pytest.mark.parametrize("free_gb, pool_gb", [(8, 0), (2, 6), (0.05, 0)])
-def test_conv_chunks_keep_each_im2col_matrix_within_a_share_of_the_free_memory(fake_cupy, free_gb, pool_gb):
+def test_conv_chunks_keep_each_im2col_matrix_within_a_share_of_the_free_memory(gpu, fake_cupy, free_gb, pool_gb):
     """VGG-16's conv1_2 at batch 256 would need a 30 GB matrix at once (float32); with 8 GB free
     (the driver's plus the memory pool's) each slice's must stay within a quarter of it."""
     fake_cupy.free_bytes, fake_cupy.pool_free_bytes = int(free_gb * 1e9), int(pool_gb * 1e9)
     window = vgg_conv1_2(256)
     per_image = 64 * 3 * 3 * 224 * 224 * 4
     assert 256 * per_image > 29e9
-    images = cuda.conv_chunk_size(window, 4)
+    images = gpu.conv_chunk_size(window, 4)
     budget = min(cuda.CONV_CHUNK_MAX_BYTES, (free_gb + pool_gb) * 1e9 / cuda.CONV_CHUNK_SHARE)
     assert 1 <= images < 256
     assert images == 1 or images * per_image <= budget  # the slice's matrix fits
     assert (images + 1) * per_image > budget  # and is as large as fits
 
 
-def test_conv_chunks_take_at_least_one_image_even_of_an_empty_batch(fake_cupy):
+def test_conv_chunks_take_at_least_one_image_even_of_an_empty_batch(gpu, fake_cupy):
     fake_cupy.free_bytes = 0
-    assert cuda.conv_chunk_size(vgg_conv1_2(0), 4) == 1
-    assert cuda.conv_chunk_size(vgg_conv1_2(3), 8) == 1
+    assert gpu.conv_chunk_size(vgg_conv1_2(0), 4) == 1
+    assert gpu.conv_chunk_size(vgg_conv1_2(3), 8) == 1
 
 
 def take_the_gpu_path(monkeypatch, fake):
-    """minicnn.functional.conv with the fake as its array module and the CUDA kernels as its
-    kernels: the GPU code path, run on the CPU."""
-    monkeypatch.setattr(conv, "get_array_module", lambda *arrays: fake)
-    monkeypatch.setattr(conv, "kernels_for", lambda array: cuda)
+    """minicnn.functional.conv with the CUDA backend over the fake as its kernels: the GPU code
+    path, run on the CPU."""
+    backend = cuda.CudaBackend()
+    monkeypatch.setattr(conv, "kernels_for", lambda array: backend)
 
 
 def run_conv(x, weight, bias, **settings):
@@ -362,7 +387,7 @@ def test_conv2d_in_slices_on_the_gpu_path_equals_the_numpy_path_at_once(fake_cup
     included (CuPy would copy it whole)."""
     x, weight, bias = (rng.standard_normal(shape) for shape in [(5, 8, 9, 8), (6, 8 // groups, 3, 3), (6,)])
     settings = dict(stride=(2, 1), pads=(1, 1, 1, 0), dilation=(1, 2), groups=groups, activation=activation)
-    monkeypatch.setattr(cpu, "CONV_CHUNK_BYTES", 1 << 40)
+    monkeypatch.setattr(reference, "CONV_CHUNK_BYTES", 1 << 40)
     expected = run_conv(x, weight, bias, **settings)
 
     window = conv_window(x.shape, weight.shape, settings["stride"], settings["pads"], settings["dilation"])

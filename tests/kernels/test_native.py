@@ -16,12 +16,14 @@ import warnings
 
 import numpy as np
 import pytest
-import threadpoolctl
 
 import minicnn.functional as F
 from minicnn import Tensor
+from minicnn.backend import CPU
+from minicnn.functional.sizes import conv_output_size
 from minicnn.optim import SGD
 from minicnn.kernels import cpu, native
+from minicnn.kernels.reference import ReferenceBackend
 from minicnn.kernels.window import Window
 
 pytestmark = pytest.mark.skipif(native.library(np.float64) is None, reason="no C compiler builds the C kernels")
@@ -37,6 +39,23 @@ def rebuild(monkeypatch, tmp_path):
     native._load.cache_clear()
 
 
+@pytest.fixture
+def c_calls(monkeypatch):
+    """The names of the C kernels called from here on, in order (native's functions, spied on)."""
+    calls = []
+    for name in ("conv_forward", "conv_weight_grad", "momentum_step"):
+        monkeypatch.setattr(native, name, _spy(calls, name, getattr(native, name)))
+    return calls
+
+
+def _spy(calls: list, name: str, function):
+    def spied(*args, **kwargs):
+        calls.append(name)
+        return function(*args, **kwargs)
+
+    return spied
+
+
 def conv_and_grads(x, weight, bias, padding, activation, stride=1):
     """(y, gx, gw, gb) of conv2d under a fixed random output gradient."""
     xt, wt = Tensor(x, requires_grad=True), Tensor(weight, requires_grad=True)
@@ -50,14 +69,13 @@ def conv_and_grads(x, weight, bias, padding, activation, stride=1):
 def test_minicnn_native_0_keeps_to_the_numpy_kernels(monkeypatch):
     """The switch the comparisons below rely on: MINICNN_NATIVE=0 when the process starts, or
     native.enabled() patched to False in this one."""
-    code = ("import numpy as np; from minicnn.kernels import native, cpu; "
-            "print(native.library(np.float64), cpu.has_c_kernels(np.float64))")
+    code = "import numpy as np; from minicnn.kernels import native; print(native.library(np.float64))"
     env = {**os.environ, "MINICNN_NATIVE": "0"}
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert run.stdout.split() == ["None", "False"]
-    assert cpu.has_c_kernels(np.float64)
+    assert run.stdout.split() == ["None"]
+    assert native.library(np.float64) is not None
     monkeypatch.setattr(native, "enabled", lambda: False)
-    assert not cpu.has_c_kernels(np.float64)
+    assert native.library(np.float64) is None
 
 
 # (x shape, weight shape, padding)
@@ -80,15 +98,15 @@ CONV_CASES = [
 @pytest.mark.parametrize("x_shape, w_shape, padding", CONV_CASES)
 @pytest.mark.parametrize("activation", [None, "relu"])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_conv_matches_numpy_kernels(monkeypatch, rng, x_shape, w_shape, padding, activation, with_bias):
+def test_conv_matches_numpy_kernels(monkeypatch, c_calls, rng, x_shape, w_shape, padding, activation, with_bias):
     x, weight = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     bias = rng.standard_normal(w_shape[0]) if with_bias else None
-    window = cpu.Window.over(x_shape, w_shape[2:], (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
-    assert cpu.uses_direct_conv(window, 1, w_shape[0], np.float64)
     ours = conv_and_grads(x, weight, bias, padding, activation)
+    assert c_calls[0] == "conv_forward" and "conv_weight_grad" in c_calls
     monkeypatch.setattr(native, "enabled", lambda: False)
-    assert not cpu.uses_direct_conv(window, 1, w_shape[0], np.float64)
+    c_calls.clear()
     reference = conv_and_grads(x, weight, bias, padding, activation)
+    assert c_calls == []
     for name, got, want in zip(("y", "gx", "gw", "gb"), ours, reference):
         if want is None:
             assert got is None
@@ -135,16 +153,30 @@ def test_conv_float32_paths(rng, x_shape, w_shape, padding, activation):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=name)
 
 
-def test_which_layers_take_the_c_convolution():
-    plain = dict(n=2, c=4, h=9, w=9, kh=3, kw=3, dh=1, dw=1, pads=(1, 1, 1, 1), oh=9, ow=9)
-    assert cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, 6, np.float32)
-    assert cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **plain), 1, 32, np.float32)  # ResNet's downsampling
-    assert cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **plain), 1, 16, np.float64)
-    assert not cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **plain), 1, 16, np.float32)  # one vector only
-    assert not cpu.uses_direct_conv(cpu.Window(sh=2, sw=2, **{**plain, "kw": 7}), 1, 32, np.float32)
-    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 2, 6, np.float32)
-    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **{**plain, "dh": 2}), 1, 6, np.float32)
-    assert not cpu.uses_direct_conv(cpu.Window(sh=1, sw=1, **plain), 1, 6, np.int64)
+# (stride, kernel width, output channels, groups, dilation, dtype, whether the C convolution takes it)
+C_CONV_CHOICES = {
+    "stride_1": (1, 3, 6, 1, 1, np.float32, True),
+    "resnet_downsampling": (2, 3, 32, 1, 1, np.float32, True),
+    "strided_float64_two_vectors": (2, 3, 16, 1, 1, np.float64, True),
+    "strided_one_vector": (2, 3, 16, 1, 1, np.float32, False),
+    "strided_7_wide": (2, 7, 32, 1, 1, np.float32, False),
+    "grouped": (1, 3, 6, 2, 1, np.float32, False),
+    "dilated": (1, 3, 6, 1, 2, np.float32, False),
+    "int64": (1, 3, 6, 1, 1, np.int64, False),
+}
+
+
+@pytest.mark.parametrize("stride, kernel_width, out_channels, groups, dilation, dtype, taken", C_CONV_CHOICES.values(),
+                         ids=C_CONV_CHOICES.keys())
+def test_which_layers_take_the_c_convolution(c_calls, rng, stride, kernel_width, out_channels, groups, dilation, dtype,
+                                             taken):
+    x = rng.integers(-3, 4, (2, 4, 9, 9)).astype(dtype)
+    weight = rng.integers(-3, 4, (out_channels, 4 // groups, 3, kernel_width)).astype(dtype)
+    out_size = [conv_output_size(9, k, stride, 2, dilation) for k in (3, kernel_width)]
+    window = Window.over(x.shape, (3, kernel_width), (stride, stride), (dilation, dilation), (1, 1, 1, 1), out_size)
+    y = CPU.kernels.conv2d(x, weight, None, window, groups, None)
+    assert c_calls == (["conv_forward"] if taken else [])
+    np.testing.assert_array_equal(y, ReferenceBackend(np).conv2d(x, weight, None, window, groups, None))
 
 
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
@@ -282,7 +314,7 @@ def test_relu_matches_numpy_kernels(monkeypatch, rng, dtype, size):
 
 @pytest.mark.parametrize("size", [6, 16 * 16384 * 4 + 5])  # a bias; a layer's weights over four blocks (threads)
 @pytest.mark.parametrize("dampening", [0.0, 0.25])
-def test_sgd_momentum_step_matches_numpy(monkeypatch, rng, dtype, size, dampening):
+def test_sgd_momentum_step_matches_numpy(monkeypatch, c_calls, rng, dtype, size, dampening):
     """SGD's momentum update in one C pass: parameter and buffer as NumPy's in-place steps give
     them (to rounding: the C pass may fuse a multiply and an add). The first step only copies the
     gradient into the buffer; the next ones take the C pass."""
@@ -296,11 +328,11 @@ def test_sgd_momentum_step_matches_numpy(monkeypatch, rng, dtype, size, dampenin
             optimizer.step()
         return param.data, optimizer.state[param]["momentum_buffer"]
 
-    assert cpu.fuses_momentum_step(start, grad, grad)
     ours = train()
+    assert c_calls == ["momentum_step"] * 3
     monkeypatch.setattr(native, "enabled", lambda: False)
-    assert not cpu.fuses_momentum_step(start, grad, grad)
     reference = train()
+    assert c_calls == ["momentum_step"] * 3
     tolerance = 1e-12 if dtype == np.float64 else 1e-6
     for got, want in zip(ours, reference):
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
@@ -309,9 +341,9 @@ def test_sgd_momentum_step_matches_numpy(monkeypatch, rng, dtype, size, dampenin
 def test_add_of_large_arrays_is_exact_and_small_or_broadcast_ones_keep_to_numpy(rng, dtype):
     a, b = rng.standard_normal((2, 3, 150, 150)).astype(dtype), rng.standard_normal((2, 3, 150, 150)).astype(dtype)
     assert a.size >= cpu.C_ADD_MIN_SIZE
-    np.testing.assert_array_equal(cpu.add(a, b), a + b)  # one rounding per element either way
-    np.testing.assert_array_equal(cpu.add(a, b[:, :1]), a + b[:, :1])  # broadcast: NumPy's
-    np.testing.assert_array_equal(cpu.add(a[:, :, ::2], b[:, :, ::2]), a[:, :, ::2] + b[:, :, ::2])  # strided views
+    np.testing.assert_array_equal(CPU.kernels.add(a, b), a + b)  # one rounding per element either way
+    np.testing.assert_array_equal(CPU.kernels.add(a, b[:, :1]), a + b[:, :1])  # broadcast: NumPy's
+    np.testing.assert_array_equal(CPU.kernels.add(a[:, :, ::2], b[:, :, ::2]), a[:, :, ::2] + b[:, :, ::2])
 
 
 def test_gradients_meeting_at_one_input_add_up(rng, dtype):
@@ -416,12 +448,6 @@ def test_a_compiler_that_fails_is_reported(rebuild, monkeypatch):
 def test_minicnn_native_0_keeps_to_numpy(monkeypatch):
     monkeypatch.setattr(native, "enabled", lambda: False)
     assert native.library(np.float32) is None
-
-
-def test_blas_keeps_to_one_thread_once_loaded():
-    native.library(np.float32)
-    blas = threadpoolctl.threadpool_info()
-    assert all(pool["num_threads"] == 1 for pool in blas if pool["user_api"] == "blas")
 
 
 @pytest.mark.parametrize("real", sorted(set(native.REALS.values())))

@@ -11,8 +11,8 @@ import minicnn as mc
 import minicnn.functional as F
 from minicnn import nn
 from minicnn.cli import app
-from minicnn.summary import SummaryError
-from minicnn.testing import check_model
+from minicnn.tools.summary import SummaryError
+from minicnn.tools.conformance import check_model
 
 NAMES = [
     "features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias", "features.6.weight",

@@ -6,11 +6,11 @@ import pytest
 
 import minicnn as mc
 import minicnn.functional as F
-from minicnn.testing import check_model
+from minicnn.tools.conformance import check_model
 from minicnn_googlenet import GoogLeNetOutputs
 from minicnn_googlenet.googlenet import INCEPTION_STAGES
 
-ALEXNET_PARAMETERS = 61_100_840  # torchvision's AlexNet, for the seed's "fraction of AlexNet" comparison
+ALEXNET_PARAMETERS = 61_100_840  # torchvision's AlexNet, for the "fraction of AlexNet" comparison
 
 
 def random_input(shape, seed=0):
@@ -30,7 +30,7 @@ def test_torchvisions_parameter_counts_with_and_without_auxiliary_heads():
 
 def test_a_ninth_of_alexnets_parameters_not_the_papers_twelfth():
     ratio = ALEXNET_PARAMETERS / mc.create_model("googlenet").num_parameters()
-    assert round(ratio, 1) == 9.2  # the seed's 1/12 is the paper's ~5M against AlexNet's ~60M
+    assert round(ratio, 1) == 9.2  # the usual "1/12" is the paper's ~5M against AlexNet's ~60M
 
 
 def test_the_papers_5x5_branch_changes_that_kernel_and_the_count():

@@ -1,4 +1,4 @@
-"""The LeNet-5 plugin: the seed's layout, its parameter count, and a working forward/backward."""
+"""The LeNet-5 plugin: the tutorial's layout (docs/en/tutorial.md §8), its parameter count, and a working forward/backward."""
 
 import numpy as np
 import pytest

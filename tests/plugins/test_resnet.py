@@ -9,8 +9,8 @@ import pytest
 
 import minicnn as mc
 import minicnn.functional as F
-from minicnn.plugins import model_entry
-from minicnn.testing import check_model
+from minicnn.plugin.manager import model_entry
+from minicnn.tools.conformance import check_model
 
 IMAGENET = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 CIFAR = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110")
@@ -212,7 +212,7 @@ def test_option_a_shortcut_subsamples_and_pads_zero_channels_without_parameters(
 
 @pytest.mark.parametrize("name, stage", [("resnet20", "layer1"), ("resnet20", "layer3"), ("resnet50", "layer1")])
 def test_a_block_whose_residual_is_zero_passes_x_through(name, stage):
-    """The seed's point: if a block learns nothing (F(x) = 0) its output is x, so depth cannot hurt."""
+    """The point of residual blocks (He et al., 2015): if a block learns nothing (F(x) = 0) its output is x, so depth cannot hurt."""
     model = mc.create_model(name, num_classes=10, zero_init_residual=True)
     block = getattr(model, stage)[1]
     channels = block.conv1.in_channels

@@ -1,4 +1,4 @@
-"""The VGG plugin: torchvision's layouts and parameter counts, the small-input variants, and the seed's
+"""The VGG plugin: torchvision's layouts and parameter counts, the small-input variants, and the tutorial's
 point that two stacked 3x3 convolutions see what one 5x5 sees with 18 weights instead of 25."""
 
 import json
@@ -11,7 +11,7 @@ import minicnn as mc
 import minicnn.functional as F
 from minicnn import nn
 from minicnn.cli import app
-from minicnn.testing import check_model
+from minicnn.tools.conformance import check_model
 
 CONFIGS = {  # convolutions per stage (the paper's configurations A, B, D, E)
     "vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4),

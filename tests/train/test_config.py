@@ -1,12 +1,19 @@
-"""TrainConfig refuses every setting that cannot work, naming it, before any data is read."""
+"""TrainConfig refuses every setting that cannot work, naming it, before any data is read; its
+optimizers and schedules are the registered ones; its defaults are readable without making one."""
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import pytest
 
+import minicnn.plugin.manager
+from minicnn import optim
 from minicnn.backend import DeviceError
+from minicnn.plugin.manager import PluginInfo, PluginSystem
+from minicnn.plugin.registry import Entry
 from minicnn.train import TrainConfig, train
+from minicnn.train.config import default
 
 
 @pytest.mark.parametrize(
@@ -34,6 +41,29 @@ def test_a_setting_that_cannot_work_is_refused_by_name(setting, value, expected)
     with pytest.raises(ValueError) as caught:
         TrainConfig(**{setting: value})
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("setting, value, suggestion", [("optimizer", "sgdd", "sgd"), ("schedule", "cosin", "cosine")])
+def test_an_unknown_optimizer_or_schedule_suggests_the_closest_registered_name(setting, value, suggestion):
+    with pytest.raises(ValueError, match=rf"`minicnn {setting}s` lists them\); did you mean '{suggestion}'\?$"):
+        TrainConfig(**{setting: value})
+
+
+def test_an_optimizer_a_plugin_registers_is_accepted_after_minicnn_s_own(monkeypatch):
+    system = PluginSystem()
+    system.registries["optimizers"].add(Entry("optimizer", "plain", optim.SGD, "mine", default_lr=0.5))
+    system.plugins["mine"] = PluginInfo("mine", "minicnn-mine", "1.0", provides={"optimizers": ["plain"]})
+    monkeypatch.setattr(minicnn.plugin.manager, "_system", system)
+    assert TrainConfig(optimizer="plain").optimizer == "plain"
+    with pytest.raises(ValueError, match="got nan; the default is 0.5 for plain"):
+        TrainConfig(optimizer="plain", lr=math.nan)
+    with pytest.raises(ValueError, match="unknown optimizer 'plane': use sgd, adam or plain"):
+        TrainConfig(optimizer="plane")
+
+
+def test_default_reads_each_setting_s_default_without_making_a_config():
+    made = TrainConfig()
+    assert {f.name: default(f.name) for f in fields(TrainConfig)} == {f.name: getattr(made, f.name) for f in fields(TrainConfig)}
 
 
 def test_an_unknown_device_is_refused_when_the_config_is_made():

@@ -1,5 +1,5 @@
 """Runs from a configuration: reproducible seeds, the run folder, kill and resume, the offline fallback,
-a short real MNIST training, evaluating and predicting with a checkpoint."""
+a short real MNIST training. (Evaluating and predicting with a checkpoint: tests/test_inference.py.)"""
 
 import json
 import os
@@ -12,13 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from minicnn import data
 from minicnn.data import DataUnavailableError
-from minicnn.train import (
-    CheckpointError, NonFiniteLossError, TrainConfig, evaluate_checkpoint, load_checkpoint, predict, resume, train,
-)
+from minicnn.train import CheckpointError, NonFiniteLossError, TrainConfig, load_checkpoint, resume, train
 
 TIMES = ("seconds", "images_per_second")
 
@@ -220,33 +216,6 @@ def test_a_short_real_mnist_run_passes_a_clear_accuracy_bar(tmp_path, shared_mni
     best = max(m["test_accuracy"] for m in result.history)
     assert best >= 0.95, result.history
     assert load_checkpoint(tmp_path / "mnist" / "best.npz").meta["best_accuracy"] == best
-
-
-def test_evaluating_the_best_checkpoint_gives_the_best_logged_accuracy(digits_run):
-    result, _ = digits_run
-    best = max(result.history, key=lambda m: m["test_accuracy"])
-    evaluated = evaluate_checkpoint(result.out_dir / "best.npz")
-    assert evaluated["dataset"] == "digits" and evaluated["images"] == 359
-    assert evaluated["test_accuracy"] == best["test_accuracy"]
-    assert evaluated["test_loss"] == pytest.approx(best["test_loss"], rel=1e-6)
-
-
-def test_predict_names_the_classes_of_digit_images(digits_run, tmp_path):
-    result, _ = digits_run
-    test_set = data.load_dataset("digits", "test")
-    paths = []
-    for i in range(30):
-        paths.append(tmp_path / f"digit-{i}.png")
-        Image.fromarray(test_set.images[i, 0]).save(paths[-1])
-    big = tmp_path / "big-rgb.png"  # the first digit, twice the size and in colour: resized and converted
-    Image.fromarray(np.repeat(np.repeat(test_set.images[0, 0], 2, 0), 2, 1)).convert("RGB").save(big)
-    rows = predict(result.out_dir / "best.npz", paths + [big])
-    assert [row["image"] for row in rows] == [str(p) for p in paths + [big]]
-    for row in rows:
-        assert row["class"] == str(row["index"]) and 0.1 <= row["probability"] <= 1
-    correct = sum(row["index"] == label for row, label in zip(rows, test_set.labels[:30]))
-    assert correct >= 24, rows
-    assert rows[-1]["index"] == rows[0]["index"]
 
 
 def test_channel_statistics_match_numpy_over_slices_that_do_not_divide_the_dataset():

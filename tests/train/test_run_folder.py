@@ -1,6 +1,7 @@
-"""The run folder: one writer (a lock that dies with its process), no folder that is not a run
-touched, --overwrite, temporary files of killed writers, best and last consistent under kill -9 at
-every write, bit-exact resume of a model that starts with a BLAS product, and unreadable settings."""
+"""The run folder: its files and what stands for a run, reading its metrics, one writer (a lock that
+dies with its process), no folder that is not a run touched, --overwrite, temporary files of killed
+writers, best and last consistent under kill -9 at every write, bit-exact resume of a model that
+starts with a BLAS product, and unreadable settings."""
 
 import errno
 import json
@@ -19,7 +20,7 @@ import minicnn.train.files as files
 from minicnn.train import (
     RunFolderError, RunFolderInUse, TrainConfig, Trainer, WriteError, load_checkpoint, resume, train,
 )
-from minicnn.train.run_folder import LOCK_NAME, check_new, claim_existing
+from minicnn.train.run_folder import LOCK_NAME, RunFolder
 
 SPEC = """name = "linear"
 input_size = [1, 28, 28]
@@ -72,17 +73,46 @@ def assert_same_checkpoint(a, b):
         assert a.meta[key] == b.meta[key], key
 
 
+# -- the format ------------------------------------------------------------------------------
+
+
+def test_the_files_of_a_run_and_the_checkpoint_a_folder_stands_for(tmp_path):
+    folder = RunFolder(tmp_path)
+    assert [folder.config_file, folder.metrics_file, folder.last, folder.best] == [
+        tmp_path / "config.json", tmp_path / "metrics.jsonl", tmp_path / "last.npz", tmp_path / "best.npz"]
+    assert RunFolder.checkpoint_for(tmp_path) == tmp_path  # no best checkpoint yet: the folder itself
+    folder.best.write_bytes(b"")
+    assert RunFolder.checkpoint_for(tmp_path) == folder.best == RunFolder.checkpoint_for(str(tmp_path))
+    assert RunFolder.checkpoint_for(folder.last) == folder.last
+
+
+def test_read_metrics_skips_torn_lines_and_keeps_an_epoch_s_last_line(tmp_path):
+    lines = [{"epoch": 2, "test_accuracy": 0.5}, {"epoch": 1, "test_accuracy": 0.1}, {"epoch": 2, "test_accuracy": 0.6}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)) + '\n{"epoch": 3, "tes', encoding="utf-8")
+    assert [(m["epoch"], m["test_accuracy"]) for m in RunFolder(tmp_path).read_metrics()] == [(1, 0.1), (2, 0.6)]
+
+
+def test_read_metrics_errors_name_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run folder .*nowhere not found"):
+        RunFolder(tmp_path / "nowhere").read_metrics()
+    with pytest.raises(FileNotFoundError, match="has no metrics.jsonl"):
+        RunFolder(tmp_path).read_metrics()
+    (tmp_path / "metrics.jsonl").write_text("", encoding="utf-8")
+    assert RunFolder(tmp_path).read_metrics() == []  # a run before its first epoch ends
+
+
 # -- one writer --------------------------------------------------------------------------------
 
 
 def test_a_held_lock_refuses_a_second_claim_naming_the_pid_and_is_gone_once_released(tmp_path):
-    with claim_existing(tmp_path):
+    folder = RunFolder(tmp_path)
+    with folder.claim_existing():
         assert (tmp_path / LOCK_NAME).read_text().strip() == str(os.getpid())
-        for attempt in (lambda: claim_existing(tmp_path).__enter__(), lambda: check_new(tmp_path, overwrite=True)):
+        for attempt in (lambda: RunFolder(tmp_path).claim_existing().__enter__(), lambda: folder.check_new(overwrite=True)):
             with pytest.raises(RunFolderInUse, match=rf"in use by another minicnn run \(PID {os.getpid()} holds"):
                 attempt()
     assert not (tmp_path / LOCK_NAME).exists()
-    with claim_existing(tmp_path):  # released: free again
+    with folder.claim_existing():  # released: free again
         pass
 
 
@@ -335,7 +365,7 @@ def test_a_full_disk_while_writing_config_json_names_it_and_leaves_no_temporary_
         raise OSError(errno.ENOSPC, "No space left on device")
 
     write = files.write_atomically
-    monkeypatch.setattr("minicnn.train.run.write_atomically",
+    monkeypatch.setattr("minicnn.train.run_folder.write_atomically",
                         lambda writes: write({path: full if path.name == "config.json" else w for path, w in writes.items()}))
     with pytest.raises(WriteError, match=rf"could not write {tmp_path / 'run' / 'config.json'} \(No space left on device\); "
                                          "the disk is full: free some space"):

@@ -27,6 +27,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../window.h"
 #include "scratch.h"
 #include "threads.h"
 
@@ -39,9 +40,10 @@
 #define CV 2      /* vectors of output channels per register block when the lanes hold channels */
 #define UNSUPPORTED (-2)
 
-/* The geometry of one call. Input (n, c, h, w), filters (co, c, kh, kw), output (n, co, oh, ow);
-   top/left zeros before the first input row/column; stride (sh, sw), 1 except where the lanes
-   hold channels; cb output channels per register block. */
+/* The layout of one call, made from its Window2d (as longs) by rows_of. Input (n, c, h, w),
+   filters (co, c, kh, kw), output (n, co, oh, ow); top/left zeros before the first input
+   row/column; stride (sh, sw), 1 except where the lanes hold channels; cb output channels per
+   register block. The window's dilation is 1 here (the caller checks). */
 typedef struct {
     long n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb;
     long wp;     /* padded row width: (oW - 1) * sw + kW, or W + max(left, right) at stride 1 */
@@ -51,17 +53,16 @@ typedef struct {
     long blocks; /* output channel blocks, co / cb rounded up */
 } Rows;
 
-static Rows rows_of(long n, long c, long h, long w, long co, long kh, long kw, long top, long left, long oh,
-                    long ow, long sh, long sw, long cb, long strip) {
-    Rows r = {n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb, 0, 0, 0, 0, 0};
-    r.wp = (ow - 1) * sw + kw;
-    long right = r.wp - w - left; /* zeros after each input row */
-    if (sw == 1 && left >= 0 && right >= 0 && (left < right ? left : right) < kw)
-        r.wp = w + (left > right ? left : right); /* rows share their padding: see the top of the file */
-    r.rows = (oh - 1) * sh + kh;
-    r.length = round_up(oh * r.wp, strip);
-    long furthest = r.length + (kh - 1) * r.wp > r.rows * r.wp ? r.length + (kh - 1) * r.wp : r.rows * r.wp;
-    r.plane = round_up(furthest + kw + TILE * sw, VL);
+static Rows rows_of(Window2d g, long co, long cb, long strip) {
+    Rows r = {g.n, g.c, g.h, g.w, co, g.kh, g.kw, g.pad_top, g.pad_left, g.oh, g.ow, g.sh, g.sw, cb, 0, 0, 0, 0, 0};
+    r.wp = (r.ow - 1) * r.sw + r.kw;
+    long right = r.wp - r.w - r.left; /* zeros after each input row */
+    if (r.sw == 1 && r.left >= 0 && right >= 0 && (r.left < right ? r.left : right) < r.kw)
+        r.wp = r.w + (r.left > right ? r.left : right); /* rows share their padding: see the top of the file */
+    r.rows = (r.oh - 1) * r.sh + r.kh;
+    r.length = round_up(r.oh * r.wp, strip);
+    long furthest = r.length + (r.kh - 1) * r.wp > r.rows * r.wp ? r.length + (r.kh - 1) * r.wp : r.rows * r.wp;
+    r.plane = round_up(furthest + r.kw + TILE * r.sw, VL);
     r.blocks = (co + cb - 1) / cb;
     return r;
 }
@@ -224,18 +225,18 @@ static void correlate_channels(const Rows *r, const REAL *planes, const REAL *pa
         correlate_channels_block(r, planes, packed, bias, relu, tile, oy, ox0, r->kh, r->kw);
 }
 
-/* y (n, co, oh, ow) = x (n, c, h, w) cross-correlated with weight (co, c, kh, kw), stride (sh, sw),
-   plus bias (co,) when given, then ReLU when relu != 0. With a mask (n, c, h, w), x counts only
-   where mask > 0 (the input gradient passes the forward output of a fused ReLU here). The lanes
-   hold output channels where co is a multiple of two vectors, else positions (stride 1 only). */
-int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL *mask, REAL *y, long n, long c,
-                 long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow, long sh, long sw,
-                 int relu) {
+/* y (n, co, oh, ow) = x (n, c, h, w) cross-correlated with weight (co, c, kh, kw) over `window`
+   (its stride, its top and left padding; dilation 1), plus bias (co,) when given, then ReLU when
+   relu != 0. With a mask (n, c, h, w), x counts only where mask > 0 (the input gradient passes
+   the forward output of a fused ReLU here). The lanes hold output channels where co is a
+   multiple of two vectors, else positions (stride 1 only). */
+int conv_forward(const REAL *x, const REAL *weight, const REAL *bias, const REAL *mask, REAL *y, Window2d window,
+                 long co, int relu) {
     int lanes_hold_channels = co % (CV * VL) == 0;
     long cb = lanes_hold_channels ? CV * VL : block_channels(co);
-    if (!lanes_hold_channels && (sh != 1 || sw != 1)) return UNSUPPORTED;
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, cb,
-                     lanes_hold_channels ? VL : strip_vectors(cb) * VL);
+    if (!lanes_hold_channels && (window.sh != 1 || window.sw != 1)) return UNSUPPORTED;
+    Rows r = rows_of(window, co, cb, lanes_hold_channels ? VL : strip_vectors(cb) * VL);
+    long n = r.n, c = r.c, h = r.h, w = r.w, kh = r.kh, kw = r.kw, oh = r.oh, ow = r.ow;
     REAL *packed = pack_filters(&r, weight);
     int failed = packed == NULL;
 #pragma omp parallel if (n > 1)
@@ -350,10 +351,11 @@ static void accumulate_weight_grad(const Rows *r, const REAL *planes, const REAL
    in groups laid side by side (channel-major: every image's plane of channel 0, then of channel
    1...), so one pass over a tap covers the whole group: each image's gradient rows are zero past
    its own positions, so no product crosses from one image into the next. */
-static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c,
-                                 long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow) {
+static int weight_grad_positions(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb,
+                                 Window2d window, long co) {
     long cb = in_sixes(co) ? 6 : 4;
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, 1, 1, cb, VL);
+    Rows r = rows_of(window, co, cb, VL);
+    long n = r.n, c = r.c, h = r.h, w = r.w, kh = r.kh, kw = r.kw, oh = r.oh, ow = r.ow;
     long taps = kh * kw, per_image = co * oh * ow, channels = c + r.blocks * cb;
     long group = GROUP_BYTES / (channels * r.plane * (long)sizeof(REAL));
     long threads = omp_get_max_threads();
@@ -510,10 +512,10 @@ static void transpose_gradient(const REAL *g, const REAL *mask, REAL *gt, long c
 
 /* conv_weight_grad with the lanes over output channels (co a multiple of VL; kW 1, 3 or 5): g is
    transposed per image to (positions, co), and each output position loads one vector of it. */
-static int weight_grad_channels(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c,
-                                long h, long w, long co, long kh, long kw, long top, long left, long oh, long ow,
-                                long sh, long sw) {
-    Rows r = rows_of(n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw, VL, VL);
+static int weight_grad_channels(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb,
+                                Window2d window, long co) {
+    Rows r = rows_of(window, co, VL, VL);
+    long n = r.n, c = r.c, h = r.h, w = r.w, kh = r.kh, kw = r.kw, oh = r.oh, ow = r.ow;
     long taps = kh * kw, per_image = co * oh * ow;
     int failed = 0;
     memset(gw, 0, co * c * taps * sizeof(REAL));
@@ -551,13 +553,12 @@ static int weight_grad_channels(const REAL *x, const REAL *g, const REAL *mask, 
 }
 
 /* gw (co, c, kh, kw) = sum over images and positions of g x the input under each tap, for the
-   stride-1 convolution of x (n, c, h, w) that gave g (n, co, oh, ow); gb (co,) = g's channel
+   convolution of x (n, c, h, w) over `window` that gave g (n, co, oh, ow); gb (co,) = g's channel
    sums when given. With a mask (n, co, oh, ow), g counts only where mask > 0 (a fused ReLU).
-   The lanes hold output channels where they come in whole vectors, else positions. */
-int conv_weight_grad(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, long n, long c, long h,
-                     long w, long co, long kh, long kw, long top, long left, long oh, long ow, long sh, long sw) {
-    if (co % VL == 0 && (kw == 1 || kw == 3 || kw == 5))
-        return weight_grad_channels(x, g, mask, gw, gb, n, c, h, w, co, kh, kw, top, left, oh, ow, sh, sw);
-    if (sh != 1 || sw != 1) return UNSUPPORTED;
-    return weight_grad_positions(x, g, mask, gw, gb, n, c, h, w, co, kh, kw, top, left, oh, ow);
+   The lanes hold output channels where they come in whole vectors, else positions (stride 1). */
+int conv_weight_grad(const REAL *x, const REAL *g, const REAL *mask, REAL *gw, REAL *gb, Window2d window, long co) {
+    if (co % VL == 0 && (window.kw == 1 || window.kw == 3 || window.kw == 5))
+        return weight_grad_channels(x, g, mask, gw, gb, window, co);
+    if (window.sh != 1 || window.sw != 1) return UNSUPPORTED;
+    return weight_grad_positions(x, g, mask, gw, gb, window, co);
 }

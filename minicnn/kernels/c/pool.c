@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../window.h"
 #include "scratch.h"
 #include "vector.h"
 
@@ -97,13 +98,15 @@ static void max_pool_2x2(const REAL *x, REAL *y, unsigned char *argmax, long pla
     }
 }
 
-/* x (planes, h, w) -> y, argmax (planes, oh, ow). Per plane, each kernel offset's cells are
-   gathered into a slab laid out like the output; then VL windows at a time, one per vector lane,
-   take each slab's cell where it beats the lane's best so far, with lane-wise masks rather than
-   branches (which cell wins depends on the data; mispredicted branches cost more than the work).
-   The windows of a plane run on across its rows, so small outputs (5x5) fill the lanes too. */
-int max_pool(const REAL *x, REAL *y, unsigned char *argmax, long planes, long h, long w, long kh, long kw, long sh,
-             long sw, long top, long left, long oh, long ow) {
+/* x (n, c, h, w) -> y, argmax (n, c, oh, ow) over `window` (dilation 1), plane by plane (n*c of
+   them). Per plane, each kernel offset's cells are gathered into a slab laid out like the output;
+   then VL windows at a time, one per vector lane, take each slab's cell where it beats the lane's
+   best so far, with lane-wise masks rather than branches (which cell wins depends on the data;
+   mispredicted branches cost more than the work). The windows of a plane run on across its rows,
+   so small outputs (5x5) fill the lanes too. */
+int max_pool(const REAL *x, REAL *y, unsigned char *argmax, Window2d window) {
+    long planes = (long)window.n * window.c, h = window.h, w = window.w, kh = window.kh, kw = window.kw;
+    long sh = window.sh, sw = window.sw, top = window.pad_top, left = window.pad_left, oh = window.oh, ow = window.ow;
     if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && top == 0 && left == 0 && 2 * oh <= h && 2 * ow <= w) {
         max_pool_2x2(x, y, argmax, planes, h, w, oh, ow);
         return 0;
@@ -143,10 +146,11 @@ int max_pool(const REAL *x, REAL *y, unsigned char *argmax, long planes, long h,
     return failed ? -1 : 0;
 }
 
-/* g, argmax (planes, oh, ow) -> gx (planes, h, w): each window's gradient added at its argmax.
+/* g, argmax (n, c, oh, ow) -> gx (n, c, h, w): each window's gradient added at its argmax.
    An offset's row and column come from a table, not a division per window. */
-int max_pool_backward(const REAL *g, const unsigned char *argmax, REAL *gx, long planes, long h, long w, long kw,
-                      long sh, long sw, long top, long left, long oh, long ow) {
+int max_pool_backward(const REAL *g, const unsigned char *argmax, REAL *gx, Window2d window) {
+    long planes = (long)window.n * window.c, h = window.h, w = window.w, kw = window.kw;
+    long sh = window.sh, sw = window.sw, top = window.pad_top, left = window.pad_left, oh = window.oh, ow = window.ow;
     long row_of[256], column_of[256];
     for (long k = 0; k < 256; k++) {
         row_of[k] = k / kw;

@@ -5,15 +5,13 @@
 
 // cols: (C*kH*kW, N*oH*oW) from x: (N, C, H, W); total = cols.size.
 template <typename T>
-__global__ void im2col(const T* x, T* cols, long long total, WINDOW_PARAMS) {
-    const Window2d g = WINDOW;
+__global__ void im2col(const T* x, T* cols, long long total, const Window2d g) {
     for (long long i = first_index(); i < total; i += grid_stride()) cols[i] = im2col_element(x, i, g);
 }
 
 // dx: (N, C, H, W) from cols: (C*kH*kW, N*oH*oW); total = dx.size. One thread per input element.
 template <typename T>
-__global__ void col2im(const T* cols, T* dx, long long total, WINDOW_PARAMS) {
-    const Window2d g = WINDOW;
+__global__ void col2im(const T* cols, T* dx, long long total, const Window2d g) {
     for (long long i = first_index(); i < total; i += grid_stride()) dx[i] = col2im_element(cols, i, g);
 }
 
@@ -28,22 +26,21 @@ __global__ void conv_epilogue(const T* cm, const T* bias, T* y, long long total,
 // y: (N, C_out, oH, oW) from x and weight: (C_out, C/groups, kH, kW); total = y.size.
 template <typename T>
 __global__ void direct_conv2d(const T* x, const T* weight, const T* bias, T* y, long long total, int has_bias,
-                              int activation, int out_channels, int groups, WINDOW_PARAMS) {
-    const Window2d g = WINDOW;
+                              int activation, int out_channels, int groups, const Window2d g) {
     for (long long i = first_index(); i < total; i += grid_stride())
         y[i] = direct_conv_element(x, weight, bias, has_bias, activation, i, g, out_channels, groups);
 }
 
 // float32 and float64 builds (CuPy looks them up by these names: "im2col<float>", ...).
-template __global__ void im2col<float>(const float*, float*, long long, WINDOW_PARAMS);
-template __global__ void im2col<double>(const double*, double*, long long, WINDOW_PARAMS);
-template __global__ void col2im<float>(const float*, float*, long long, WINDOW_PARAMS);
-template __global__ void col2im<double>(const double*, double*, long long, WINDOW_PARAMS);
+template __global__ void im2col<float>(const float*, float*, long long, Window2d);
+template __global__ void im2col<double>(const double*, double*, long long, Window2d);
+template __global__ void col2im<float>(const float*, float*, long long, Window2d);
+template __global__ void col2im<double>(const double*, double*, long long, Window2d);
 template __global__ void conv_epilogue<float>(const float*, const float*, float*, long long, int, int, int, int,
                                               long long);
 template __global__ void conv_epilogue<double>(const double*, const double*, double*, long long, int, int, int,
                                                int, long long);
 template __global__ void direct_conv2d<float>(const float*, const float*, const float*, float*, long long, int,
-                                              int, int, int, WINDOW_PARAMS);
+                                              int, int, int, Window2d);
 template __global__ void direct_conv2d<double>(const double*, const double*, const double*, double*, long long,
-                                               int, int, int, int, WINDOW_PARAMS);
+                                               int, int, int, int, Window2d);

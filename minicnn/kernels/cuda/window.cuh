@@ -1,4 +1,4 @@
-// The geometry of a sliding window over a batch of images, shared by every kernel.
+// Helpers over the window geometry (Window2d, ../window.h) that every kernel shares.
 //
 // Everything here is `__host__ __device__`: the kernels call it on the GPU, and the host
 // harness (tests/kernels/cuda_harness.cpp) compiles the very same kernels for the CPU, so the
@@ -7,22 +7,13 @@
 //
 // Flat indices and every product that can exceed 2^31 are `long long`; sizes are `int`.
 #pragma once
+// The Window2d struct, shared with the C kernels.
+#include "../window.h"
 
 #ifndef __CUDACC__
 #define __host__
 #define __device__
 #endif
-
-// Input x: (n, c, h, w), kernel kh x kw, stride sh x sw, dilation dh x dw, pad_top / pad_left
-// cells of padding before the first row / column, output (oh, ow) windows per image.
-// Window (i, j) reads rows i*sh - pad_top + a*dh and columns j*sw - pad_left + b*dw for
-// a < kh, b < kw; reads outside the input hit padding.
-struct Window2d {
-    int n, c, h, w;
-    int kh, kw, sh, sw, dh, dw;
-    int pad_top, pad_left;
-    int oh, ow;
-};
 
 __host__ __device__ inline bool inside(long long row, long long col, const Window2d& g) {
     return row >= 0 && row < g.h && col >= 0 && col < g.w;
@@ -51,13 +42,6 @@ __host__ __device__ inline void for_each_window_over(long long row, long long co
         }
     }
 }
-
-// A kernel receives the geometry as fourteen int arguments (CuPy passes NumPy int32 scalars
-// as C ints) and rebuilds the struct: WINDOW_PARAMS in its parameter list, WINDOW in its body.
-#define WINDOW_PARAMS                                                                            \
-    int n, int c, int h, int w, int kh, int kw, int sh, int sw, int dh, int dw, int pad_top,    \
-        int pad_left, int oh, int ow
-#define WINDOW (Window2d{n, c, h, w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, oh, ow})
 
 #ifdef __CUDACC__
 // Grid-stride loops: each thread starts at its global index and steps by the whole grid, so a

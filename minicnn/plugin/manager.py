@@ -6,11 +6,12 @@ loaded, validated and called on its own, so one that fails to import, has a wron
 a misspelled hook or raises in its hook is recorded as a problem (plugin, distribution, error) and
 every other plugin keeps working. Loading happens once, on first use.
 
-Precedence: a plugin name, and a layer, model or dataset name, belongs to the first plugin that
-claims it, in an order this module sets (never the order pluggy lists hook implementations in):
-first what ships with minicnn (the built-in layers and datasets, then the entry points of the
-distribution `minicnn`, by name), then third-party plugins sorted by plugin name (then distribution
-name). So a third-party plugin can never replace `Conv2d`, `lenet5` or `mnist`, and between two
+Precedence: a plugin name, and a layer, model, dataset, optimizer or schedule name, belongs to the
+first plugin that claims it, in an order this module sets (never the order pluggy lists hook
+implementations in): first what ships with minicnn (the built-in layers, datasets, optimizers and
+schedules, then the entry points of the distribution `minicnn`, by name), then third-party plugins
+sorted by plugin name (then distribution name). So a third-party plugin can never replace `Conv2d`,
+`lenet5`, `mnist` or `sgd`, and between two
 third-party plugins the one whose name sorts first keeps a contested name, whatever was installed
 first. The one refused records the problem, naming the plugin that keeps the name.
 
@@ -25,7 +26,7 @@ Environment:
 - MINICNN_STRICT_PLUGINS=1: any plugin problem raises PluginError instead of being recorded.
 - MINICNN_PLUGIN_SLOW_SECONDS (default 2): a plugin still importing after this long gets a
   SlowPluginWarning naming it and how to skip it (the CLI shows it as one yellow line).
-The built-in layers and datasets are part of the core and always load.
+The built-in layers, datasets and optimizers (with their schedules) are part of the core and always load.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import math
+import numbers
 import os
 import re
 import threading
@@ -42,15 +44,21 @@ from functools import partial
 
 import pluggy
 
-from minicnn import __version__, hookspecs
-from minicnn.registry import Entry, Registry, RegistryError, did_you_mean
+from minicnn import __version__
+from minicnn.optim import LRScheduler, Optimizer
+from minicnn.plugin import hookspecs
+from minicnn.plugin.registry import Entry, Registry, RegistryError, did_you_mean
 
 ENTRY_POINT_GROUP = "minicnn"
 SHIPPED_DISTRIBUTION = "minicnn"  # its entry points keep their names against any third-party plugin
-BUILTIN_PLUGINS = {"layers": "minicnn.builtin_layers", "datasets": "minicnn.builtin_datasets"}  # name -> module
+BUILTIN_PLUGINS = {  # plugin name -> module
+    "layers": "minicnn.plugin.builtin_layers", "datasets": "minicnn.plugin.builtin_datasets",
+    "optimizers": "minicnn.plugin.builtin_optimizers",
+}
 SLOW_SECONDS = 2.0
-KINDS = ("layers", "models", "datasets")
-_SINGULAR = {"layers": "layer", "models": "model", "datasets": "dataset"}
+KINDS = ("layers", "models", "datasets", "optimizers", "schedules")
+_SINGULAR = {"layers": "layer", "models": "model", "datasets": "dataset", "optimizers": "optimizer",
+             "schedules": "schedule"}
 
 
 class PluginError(RuntimeError):
@@ -159,7 +167,7 @@ class PluginSystem:
         except pluggy.PluginValidationError as error:
             self.manager.unregister(name=info.name)
             info.status = "failed"
-            self._fail(info, f"{error} (hooks are minicnn_register_layers, minicnn_register_models, minicnn_register_datasets)")
+            self._fail(info, f"{error} (hooks are {', '.join(f'minicnn_register_{kind}' for kind in KINDS)})")
             return
         info.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(module) or [])
         if not info.hooks:
@@ -205,6 +213,11 @@ class PluginSystem:
     def problems(self) -> list[PluginInfo]:
         return [info for info in self.plugins.values() if info.errors]
 
+    def provided(self, kind: str) -> list[str]:
+        """The registered names of `kind` in precedence order: what ships with minicnn first, in the
+        order it registers them (sgd before adam), then each third-party plugin's."""
+        return [name for info in self.plugins.values() for name in info.provides.get(kind, [])]
+
 
 def _distribution(entry_point) -> tuple[str, str]:
     """(name, version) of the distribution that declares an entry point."""
@@ -246,7 +259,7 @@ def _warn_slow(info: PluginInfo) -> None:
 
 
 def _collect(collected: list, kind: str, plugin: str, name: str, target, *, description: str = "",
-             input_size=None, example: dict | None = None) -> None:
+             input_size=None, example: dict | None = None, default_lr=None) -> None:
     """The `register` callback handed to a plugin's hook."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"register() needs a non-empty name string, got {name!r}")
@@ -254,8 +267,15 @@ def _collect(collected: list, kind: str, plugin: str, name: str, target, *, desc
         raise TypeError(f"register('{name}', ...) needs a class or factory function, got {target!r}")
     if input_size is None:
         input_size = {"models": (1, 28, 28), "layers": (2, 3, 8, 8)}.get(kind)
+    if kind == "optimizers":
+        usable = isinstance(default_lr, numbers.Real) and not isinstance(default_lr, bool)
+        if not (usable and math.isfinite(default_lr) and default_lr > 0):
+            raise TypeError(f"register('{name}', ...) needs default_lr, the learning rate used when none is given "
+                            f"(a finite number > 0), got {default_lr!r}")
+        default_lr = float(default_lr)
     collected.append(Entry(_SINGULAR[kind], name, target, plugin, description,
-                           tuple(input_size) if input_size is not None else None, dict(example or {})))
+                           tuple(input_size) if input_size is not None else None, dict(example or {}),
+                           default_lr if kind == "optimizers" else None))
 
 
 _system: PluginSystem | None = None
@@ -289,6 +309,14 @@ def list_datasets(pattern: str = "*") -> list[str]:
     return plugin_system().registries["datasets"].names(pattern)
 
 
+def list_optimizers(pattern: str = "*") -> list[str]:
+    return plugin_system().registries["optimizers"].names(pattern)
+
+
+def list_schedules(pattern: str = "*") -> list[str]:
+    return plugin_system().registries["schedules"].names(pattern)
+
+
 def get_layer(name: str):
     """The layer class registered under `name` (an unknown name suggests close matches)."""
     return plugin_system().registries["layers"].get(name).target
@@ -302,6 +330,14 @@ def dataset_entry(name: str) -> Entry:
     return plugin_system().registries["datasets"].get(name)
 
 
+def optimizer_entry(name: str) -> Entry:
+    return plugin_system().registries["optimizers"].get(name)
+
+
+def schedule_entry(name: str) -> Entry:
+    return plugin_system().registries["schedules"].get(name)
+
+
 def create_model(name: str, num_classes: int | None = None, in_channels: int | None = None, **kwargs):
     """Build the model registered as `name`; num_classes and in_channels are passed when given."""
     entry = model_entry(name)
@@ -313,3 +349,31 @@ def create_model(name: str, num_classes: int | None = None, in_channels: int | N
         return entry.target(**kwargs)
     except TypeError as error:
         raise TypeError(f"model '{name}' (plugin '{entry.plugin}') could not be built with {kwargs}: {error}") from error
+
+
+def create_optimizer(name: str, params, *, lr: float | None = None, momentum: float, weight_decay: float) -> Optimizer:
+    """Build the optimizer registered as `name` over `params`; lr None takes its registered default_lr."""
+    entry = optimizer_entry(name)
+    settings = {"lr": entry.default_lr if lr is None else lr, "momentum": momentum, "weight_decay": weight_decay}
+    try:
+        optimizer = entry.target(params, **settings)
+    except TypeError as error:
+        raise TypeError(f"optimizer '{name}' (plugin '{entry.plugin}') could not be built with {settings}: {error}") from error
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer '{name}' (plugin '{entry.plugin}') gave a {type(optimizer).__name__}, not a "
+                        "minicnn.optim.Optimizer: its factory must return one")
+    return optimizer
+
+
+def create_schedule(name: str, optimizer: Optimizer, *, epochs: int) -> LRScheduler | None:
+    """The learning-rate schedule registered as `name`, driving `optimizer` over `epochs` epochs (None:
+    the learning rate stays constant)."""
+    entry = schedule_entry(name)
+    try:
+        scheduler = entry.target(optimizer, epochs=epochs)
+    except TypeError as error:
+        raise TypeError(f"schedule '{name}' (plugin '{entry.plugin}') could not be built with epochs={epochs}: {error}") from error
+    if scheduler is not None and not isinstance(scheduler, LRScheduler):
+        raise TypeError(f"schedule '{name}' (plugin '{entry.plugin}') gave a {type(scheduler).__name__}, not a "
+                        "minicnn.optim.LRScheduler or None: its factory must return one")
+    return scheduler

@@ -1,13 +1,13 @@
 """The built-in layers plugin: registers minicnn.nn's layers so model specs can name them.
 
 It is a plugin like any other (one hook, one `register` call per layer), loaded from
-`minicnn.plugins.BUILTIN_PLUGINS`; each registration carries a small example for `minicnn check`.
+`minicnn.plugin.manager.BUILTIN_PLUGINS`; each registration carries a small example for `minicnn check`.
 """
 
 from __future__ import annotations
 
 from minicnn import nn
-from minicnn.hookspecs import hookimpl
+from minicnn.plugin.hookspecs import hookimpl
 
 _EXAMPLES = {
     "Conv2d": ({"in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1}, (2, 3, 6, 6)),

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import minicnn as mc
 from minicnn import backend
 from minicnn.cli import app
-from minicnn.testing import check, check_layer, check_model
+from minicnn.tools.conformance import check, check_layer, check_model
 
 PLUGIN = '''
     import itertools

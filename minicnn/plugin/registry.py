@@ -1,8 +1,8 @@
-"""Name -> provider tables for layers, models and datasets, filled by plugins.
+"""Name -> provider tables for layers, models, datasets, optimizers and schedules, filled by plugins.
 
 One registry per kind. A name belongs to the first plugin that registers it: a second provider is
 refused with an error naming both. Which plugin comes first is the precedence rule of
-`minicnn.plugins` (what ships with minicnn, then third-party plugins by name). Looking up an unknown
+`minicnn.plugin.manager` (what ships with minicnn, then third-party plugins by name). Looking up an unknown
 name suggests the closest ones.
 """
 
@@ -15,12 +15,12 @@ from typing import Callable
 
 
 class RegistryError(LookupError):
-    """An unknown or duplicate layer, model or dataset name."""
+    """An unknown or duplicate layer, model, dataset, optimizer or schedule name."""
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One registered layer class, model factory or dataset factory."""
+    """One registered layer class, or model, dataset, optimizer or schedule factory."""
 
     kind: str
     name: str
@@ -29,6 +29,7 @@ class Entry:
     description: str = ""
     input_size: tuple | None = None
     example: dict = field(default_factory=dict)
+    default_lr: float | None = None  # optimizers: the learning rate when none is given
 
 
 def did_you_mean(name: str, candidates) -> str:

@@ -1,4 +1,5 @@
-"""The hooks a minicnn plugin can implement, one per kind of thing it can add.
+"""The hooks a minicnn plugin can implement, one per kind of thing it can add: layers, models,
+datasets, optimizers and learning-rate schedules.
 
 A plugin is a module with functions decorated by `@minicnn.hookimpl`, named after a spec below.
 Each hook receives a `register` callback and calls it once per thing it provides:
@@ -56,4 +57,31 @@ def minicnn_register_datasets(register: Callable[..., None]) -> None:
     - name: lower-case dataset name, unique across all plugins;
     - factory: a callable `factory(split="train", **options)` returning a `minicnn.data.Dataset`;
     - description: one line for `minicnn datasets`.
+    """
+
+
+@hookspec
+def minicnn_register_optimizers(register: Callable[..., None]) -> None:
+    """Add optimizers that `minicnn train --optimizer NAME` and `TrainConfig(optimizer=NAME)` can use.
+
+    Call `register(name, factory, *, default_lr, description="")`:
+    - name: lower-case optimizer name, unique across all plugins (sgd and adam are minicnn's own);
+    - factory: `factory(params, *, lr, momentum, weight_decay)` returning a `minicnn.optim.Optimizer`
+      over the model's parameters; it receives every setting of the run and uses those its rule has
+      (Adam has no momentum), so an `Optimizer` subclass taking these keywords is a factory itself;
+    - default_lr: the learning rate when the user gives none (`--lr`), a number > 0;
+    - description: one line for `minicnn optimizers`.
+    The optimizer's `state_dict()` is saved in every checkpoint, so a resumed run continues it exactly.
+    """
+
+
+@hookspec
+def minicnn_register_schedules(register: Callable[..., None]) -> None:
+    """Add learning-rate schedules that `minicnn train --schedule NAME` can use.
+
+    Call `register(name, factory, *, description="")`:
+    - name: lower-case schedule name, unique across all plugins (cosine, step and none are minicnn's own);
+    - factory: `factory(optimizer, *, epochs)` returning a `minicnn.optim.LRScheduler`, stepped once
+      per epoch and saved in every checkpoint, or None to keep the learning rate constant;
+    - description: one line for `minicnn schedules`.
     """

@@ -1,9 +1,11 @@
-"""minicnn.kernels.cpu: the window view, its adjoint fold_windows, and padding, against plain loops."""
+"""minicnn.kernels.reference's building blocks: the window view, its adjoint fold_windows, padding and the
+convolution epilogue, against plain loops. (Every kernel of the interface is compared across backends in
+test_backends.py.)"""
 
 import numpy as np
 import pytest
 
-from minicnn.kernels import cpu
+from minicnn.kernels import reference
 
 rng = np.random.default_rng(0)
 
@@ -44,14 +46,14 @@ WINDOW_CASES = [
 def test_windows_matches_naive_extraction(shape, kernel, stride, dilation):
     x = rng.standard_normal(shape)
     out_size = tuple(fitting_windows(shape[2 + i], kernel[i], stride[i], dilation[i]) for i in range(2))
-    view = cpu.windows(x, kernel, stride, dilation, out_size)
+    view = reference.windows(x, kernel, stride, dilation, out_size)
     assert view.shape == shape[:2] + out_size + kernel
     np.testing.assert_array_equal(view, naive_windows(x, kernel, stride, dilation, out_size))
 
 
 def test_windows_of_a_non_contiguous_input():
     x = rng.standard_normal((3, 2, 12, 10))[::2, :, 1::2, ::-1]
-    view = cpu.windows(x, (2, 3), (1, 2), (2, 1), (4, 4))
+    view = reference.windows(x, (2, 3), (1, 2), (2, 1), (4, 4))
     np.testing.assert_array_equal(view, naive_windows(x, (2, 3), (1, 2), (2, 1), (4, 4)))
 
 
@@ -59,7 +61,7 @@ def test_windows_of_a_non_contiguous_input():
 def test_windows_is_a_read_only_view_sharing_memory(shape, kernel, stride, dilation):
     x = rng.standard_normal(shape)
     out_size = tuple(fitting_windows(shape[2 + i], kernel[i], stride[i], dilation[i]) for i in range(2))
-    view = cpu.windows(x, kernel, stride, dilation, out_size)
+    view = reference.windows(x, kernel, stride, dilation, out_size)
     assert np.shares_memory(view, x)
     assert not view.flags.writeable
     x[0, 0, 0, 0] = 1234.5
@@ -70,7 +72,7 @@ def test_windows_is_a_read_only_view_sharing_memory(shape, kernel, stride, dilat
 def test_windows_refuses_windows_that_do_not_fit(out_size):
     x = np.zeros((1, 1, 5, 5))
     with pytest.raises(ValueError, match=r"do not fit in \(5, 5\)"):
-        cpu.windows(x, (3, 3), (1, 1), (1, 1), out_size)
+        reference.windows(x, (3, 3), (1, 1), (1, 1), out_size)
 
 
 @pytest.mark.parametrize("shape,kernel,stride,dilation", WINDOW_CASES)
@@ -78,9 +80,9 @@ def test_fold_windows_is_the_adjoint_of_windows(shape, kernel, stride, dilation)
     x = rng.standard_normal(shape)
     out_size = tuple(fitting_windows(shape[2 + i], kernel[i], stride[i], dilation[i]) for i in range(2))
     c = rng.standard_normal(shape[:2] + out_size + kernel)
-    back = cpu.fold_windows(c.transpose(4, 5, 0, 1, 2, 3), shape, stride, dilation)  # kernel axes first
+    back = reference.fold_windows(c.transpose(4, 5, 0, 1, 2, 3), shape, stride, dilation)  # kernel axes first
     assert back.shape == shape
-    lhs = np.sum(cpu.windows(x, kernel, stride, dilation, out_size) * c)
+    lhs = np.sum(reference.windows(x, kernel, stride, dilation, out_size) * c)
     rhs = np.sum(x * back)
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
 
@@ -89,30 +91,30 @@ def test_fold_windows_counts_how_many_windows_cover_each_position():
     # cols: (kH, kW, N, C, oH, oW). 1x4 input, 1x2 windows at stride 1: the inner positions sit
     # in two windows, the ends in one.
     ones = np.ones((1, 2, 1, 1, 1, 3))
-    np.testing.assert_array_equal(cpu.fold_windows(ones, (1, 1, 1, 4), (1, 1), (1, 1)), [[[[1, 2, 2, 1]]]])
+    np.testing.assert_array_equal(reference.fold_windows(ones, (1, 1, 1, 4), (1, 1), (1, 1)), [[[[1, 2, 2, 1]]]])
     # 1x7 input, 1x2 windows at stride 3: positions 2, 5 and 6 are never read, so they get nothing.
     np.testing.assert_array_equal(
-        cpu.fold_windows(np.ones((1, 2, 1, 1, 1, 2)), (1, 1, 1, 7), (1, 3), (1, 1)), [[[[1, 1, 0, 1, 1, 0, 0]]]]
+        reference.fold_windows(np.ones((1, 2, 1, 1, 1, 2)), (1, 1, 1, 7), (1, 3), (1, 1)), [[[[1, 1, 0, 1, 1, 0, 0]]]]
     )
     # dilation 2: window (0, 2), then (1, 3) -> every position of 1x4 once.
     np.testing.assert_array_equal(
-        cpu.fold_windows(np.ones((1, 2, 1, 1, 1, 2)), (1, 1, 1, 4), (1, 1), (1, 2)), [[[[1, 1, 1, 1]]]]
+        reference.fold_windows(np.ones((1, 2, 1, 1, 1, 2)), (1, 1, 1, 4), (1, 1), (1, 2)), [[[[1, 1, 1, 1]]]]
     )
 
 
 def test_col2im_places_each_kernel_offset():
     # one 2x2 window at the origin of a 3x3 input, kernel values 1..4: they land where they were read
     cols = np.arange(1.0, 5.0).reshape(2, 2, 1, 1, 1, 1)
-    np.testing.assert_array_equal(cpu.fold_windows(cols, (1, 1, 3, 3), (1, 1), (1, 1))[0, 0], [[1, 2, 0], [3, 4, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(reference.fold_windows(cols, (1, 1, 3, 3), (1, 1), (1, 1))[0, 0], [[1, 2, 0], [3, 4, 0], [0, 0, 0]])
     # the same window dilated by 2 spreads to the corners
-    np.testing.assert_array_equal(cpu.fold_windows(cols, (1, 1, 3, 3), (1, 1), (2, 2))[0, 0], [[1, 0, 2], [0, 0, 0], [3, 0, 4]])
+    np.testing.assert_array_equal(reference.fold_windows(cols, (1, 1, 3, 3), (1, 1), (2, 2))[0, 0], [[1, 0, 2], [0, 0, 0], [3, 0, 4]])
 
 
 @pytest.mark.parametrize("pads", [(1, 2, 0, 3), (0, 0, 2, 1), (3, 0, 0, 0), (0, 1, 1, 0), (2, 2, 2, 2)])
 def test_pad2d_unpad2d_round_trip(pads):
     x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
     top, bottom, left, right = pads
-    padded = cpu.pad2d(x, pads, value=-7.0)
+    padded = reference.pad2d(x, pads, value=-7.0)
     assert padded.shape == (2, 3, 4 + top + bottom, 5 + left + right)
     assert padded.dtype == np.float32
     np.testing.assert_array_equal(padded[:, :, top : top + 4, left : left + 5], x)
@@ -120,21 +122,21 @@ def test_pad2d_unpad2d_round_trip(pads):
     border[:, :, top : top + 4, left : left + 5] = False
     assert np.all(padded[border] == -7.0)
     assert border.sum() == padded.size - x.size
-    np.testing.assert_array_equal(cpu.unpad2d(padded, pads), x)
+    np.testing.assert_array_equal(reference.unpad2d(padded, pads), x)
 
 
 def test_pad2d_defaults_to_zeros():
     x = np.arange(4.0).reshape(1, 1, 2, 2)
     expected = np.array([[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 2, 3, 0]], dtype=float)
-    np.testing.assert_array_equal(cpu.pad2d(x, (2, 0, 1, 1))[0, 0], expected)
+    np.testing.assert_array_equal(reference.pad2d(x, (2, 0, 1, 1))[0, 0], expected)
 
 
 def test_pad2d_without_padding_returns_the_input_and_unpad2d_is_a_view():
     x = rng.standard_normal((1, 2, 3, 3))
-    assert cpu.pad2d(x, (0, 0, 0, 0)) is x
-    np.testing.assert_array_equal(cpu.unpad2d(x, (0, 0, 0, 0)), x)
-    padded = cpu.pad2d(x, (1, 0, 2, 1))
-    assert np.shares_memory(cpu.unpad2d(padded, (1, 0, 2, 1)), padded)
+    assert reference.pad2d(x, (0, 0, 0, 0)) is x
+    np.testing.assert_array_equal(reference.unpad2d(x, (0, 0, 0, 0)), x)
+    padded = reference.pad2d(x, (1, 0, 2, 1))
+    assert np.shares_memory(reference.unpad2d(padded, (1, 0, 2, 1)), padded)
 
 
 @pytest.mark.parametrize("n", [1, 3])
@@ -144,7 +146,7 @@ def test_conv_epilogue_lays_out_adds_bias_and_leaves_its_input_alone(n):
     cm = rng.standard_normal((4, n * 6))
     before = cm.copy()
     bias = rng.standard_normal(4)
-    y = cpu.conv_epilogue(cm, (n, 4, 2, 3), bias, "relu")
+    y = reference.ReferenceBackend().conv_epilogue(cm, (n, 4, 2, 3), bias, "relu")
     expected = np.maximum(cm.reshape(4, n, 2, 3).transpose(1, 0, 2, 3) + bias[None, :, None, None], 0)
     np.testing.assert_array_equal(y, expected)
     assert y.flags.c_contiguous

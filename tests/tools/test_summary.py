@@ -8,12 +8,12 @@ import pytest
 import minicnn as mc
 import minicnn.functional as F
 from minicnn import nn
-from minicnn.spec import build_model
-from minicnn.summary import LayerRow, ModelSummary, SummaryError, summarize
+from minicnn.tools.spec import build_model
+from minicnn.tools.summary import LayerRow, ModelSummary, SummaryError, summarize
 
-LENET_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lenet5.toml"
+LENET_SPEC = Path(__file__).resolve().parents[2] / "examples" / "lenet5.toml"
 
-# The seed's LeNet-5 on 1x28x28, counted by hand.
+# The tutorial's LeNet-5 (docs/en/tutorial.md §8) on 1x28x28, counted by hand.
 # multiply-adds: outputs x (inputs per output): C1 28*28*6 * 1*5*5, C3 10*10*16 * 6*5*5, F5 120*400, F6 84*120, out 10*84.
 # receptive field: C1 5; S2 5 + (2-1)*1 = 6 (jump 2); C3 6 + (5-1)*2 = 14; S4 14 + (2-1)*2 = 16 (jump 4);
 # F5 sees all 5x5 positions of S4: 16 + (5-1)*4 = 32, the 28x28 input padded by 2 (the paper's 32x32).

@@ -14,8 +14,8 @@ import pluggy
 import pytest
 
 import minicnn as mc
-import minicnn.plugins
-from minicnn.plugins import PluginError, PluginSystem
+import minicnn.plugin.manager
+from minicnn.plugin.manager import PluginError, PluginSystem
 
 GOOD = """
     import minicnn
@@ -71,7 +71,7 @@ def site(tmp_path, monkeypatch):
     yield install
     for module in installed:
         sys.modules.pop(module, None)
-    minicnn.plugins._system = None  # the next use loads again, without this folder
+    minicnn.plugin.manager._system = None  # the next use loads again, without this folder
 
 
 def load(**environ) -> PluginSystem:
@@ -209,6 +209,14 @@ IMPOSTOR = """
     def minicnn_register_datasets(register):
         register("mnist", mnist)
         register("own", mnist)
+
+    @minicnn.hookimpl
+    def minicnn_register_optimizers(register):
+        register("sgd", lambda params, **settings: None, default_lr=1.0)
+
+    @minicnn.hookimpl
+    def minicnn_register_schedules(register):
+        register("cosine", lambda optimizer, epochs: None)
 """
 
 
@@ -225,14 +233,82 @@ def test_a_third_party_plugin_never_takes_a_name_that_ships_with_minicnn(site, p
     site(plugin, f"{plugin}_impostor", IMPOSTOR, distribution=f"{plugin}-impostor")
     assert mc.get_layer("Conv2d") is mc.nn.Conv2d
     assert type(mc.create_model("lenet5")).__name__ == "LeNet5"
-    assert minicnn.plugins.dataset_entry("mnist").plugin == "datasets"
+    assert minicnn.plugin.manager.dataset_entry("mnist").plugin == "datasets"
+    assert minicnn.plugin.manager.optimizer_entry("sgd").plugin == minicnn.plugin.manager.schedule_entry("cosine").plugin == "optimizers"
     info = mc.plugin_system().plugins[plugin]
-    for kind, name, holder in [("layer", "Conv2d", "layers"), ("model", "lenet5", "lenet"), ("dataset", "mnist", "datasets")]:
+    for kind, name, holder in [("layer", "Conv2d", "layers"), ("model", "lenet5", "lenet"), ("dataset", "mnist", "datasets"),
+                               ("optimizer", "sgd", "optimizers"), ("schedule", "cosine", "optimizers")]:
         [error] = [e for e in info.errors if f"{kind} '{name}'" in e]
         assert f"from plugin '{plugin}' is refused" in error and f"plugin '{holder}'" in error and "keeps" in error
-    assert info.provides == {"datasets": ["own"]} and len(info.errors) == 3
-    for holder in ("layers", "lenet", "datasets"):
+    assert info.provides == {"datasets": ["own"]} and len(info.errors) == 5
+    for holder in ("layers", "lenet", "datasets", "optimizers"):
         assert mc.plugin_system().plugins[holder].errors == []
+
+
+OPTIMIZING = """
+    import minicnn
+    from minicnn import optim
+
+    def plain(params, *, lr, momentum, weight_decay):
+        return optim.SGD(params, lr=lr)
+
+    def halving(optimizer, *, epochs):
+        return optim.StepLR(optimizer, step_size=1, gamma=0.5)
+
+    @minicnn.hookimpl
+    def minicnn_register_optimizers(register):
+        register("plain", plain, default_lr=0.25, description="SGD without momentum")
+
+    @minicnn.hookimpl
+    def minicnn_register_schedules(register):
+        register("halving", halving, description="x0.5 every epoch")
+        register("broken", lambda optimizer, epochs: "not a schedule")
+"""
+
+
+def test_optimizers_and_schedules_are_registered_and_built_like_the_built_in_ones(site, monkeypatch):
+    from minicnn.plugin.manager import create_optimizer, create_schedule
+
+    site("optimizing", "optimizing_plugin", OPTIMIZING)
+    system = load()
+    monkeypatch.setattr(minicnn.plugin.manager, "_system", system)
+    info = system.plugins["optimizing"]
+    assert info.hooks == ["minicnn_register_optimizers", "minicnn_register_schedules"] and info.errors == []
+    assert info.provides == {"optimizers": ["plain"], "schedules": ["halving", "broken"]}
+    assert system.provided("optimizers") == ["sgd", "adam", "plain"]
+    assert mc.plugin_system().plugins["optimizers"].provides == {"optimizers": ["sgd", "adam"],
+                                                                 "schedules": ["cosine", "step", "none"]}
+    entry = system.registries["optimizers"].get("plain")
+    assert (entry.default_lr, entry.description, entry.plugin) == (0.25, "SGD without momentum", "optimizing")
+    weights = mc.nn.Linear(2, 1)
+    optimizer = create_optimizer("plain", weights.parameters(), momentum=0.9, weight_decay=0.0)
+    assert type(optimizer) is mc.optim.SGD and optimizer.param_groups[0]["lr"] == 0.25
+    scheduler = create_schedule("halving", optimizer, epochs=3)
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 0.125
+    assert create_schedule("none", optimizer, epochs=3) is None
+    assert create_optimizer("sgd", weights.parameters(), lr=0.5, momentum=0.9, weight_decay=0.0).param_groups[0]["nesterov"]
+    with pytest.raises(TypeError, match=r"schedule 'broken' \(plugin 'optimizing'\) gave a str, not a minicnn.optim.LRScheduler"):
+        create_schedule("broken", optimizer, epochs=3)
+    with pytest.raises(mc.RegistryError, match="unknown optimizer 'plane'; did you mean 'plain'"):
+        create_optimizer("plane", weights.parameters(), momentum=0.0, weight_decay=0.0)
+
+
+@pytest.mark.parametrize("default_lr", ["", ", default_lr=0", ", default_lr=-1.0", ", default_lr=float('nan')",
+                                        ", default_lr=True", ", default_lr='0.1'"])
+def test_an_optimizer_without_a_usable_default_lr_is_refused(site, default_lr):
+    site("nolr", "nolr_plugin", f"""
+        import minicnn
+        from minicnn import optim
+
+        @minicnn.hookimpl
+        def minicnn_register_optimizers(register):
+            register("nolr", optim.SGD{default_lr})
+    """)
+    system = load()
+    [error] = system.plugins["nolr"].errors
+    assert error.startswith("minicnn_register_optimizers raised TypeError: register('nolr', ...) needs default_lr")
+    assert "nolr" not in system.registries["optimizers"]
 
 
 def test_a_third_party_plugin_named_like_a_shipped_one_is_refused(site):
@@ -324,7 +400,7 @@ SLOW = """
 
 def test_a_slow_import_is_named_while_minicnn_waits(site):
     site("slowpoke", "slowpoke_plugin", SLOW, distribution="minicnn-slowpoke")
-    with pytest.warns(minicnn.plugins.SlowPluginWarning) as caught:
+    with pytest.warns(minicnn.plugin.manager.SlowPluginWarning) as caught:
         system = load(MINICNN_PLUGIN_SLOW_SECONDS="0.1")
     [warning] = [w for w in caught if "slowpoke" in str(w.message)]  # on a busy machine others may be slow too
     assert str(warning.message).startswith("waiting for plugin 'slowpoke' (distribution minicnn-slowpoke) to import")
@@ -335,7 +411,7 @@ def test_a_slow_import_is_named_while_minicnn_waits(site):
 def test_a_quick_import_gives_no_slow_warning(site, recwarn):
     site("good", "good_plugin", GOOD)
     load(MINICNN_PLUGIN_SLOW_SECONDS="5")
-    assert not [w for w in recwarn if w.category is minicnn.plugins.SlowPluginWarning]
+    assert not [w for w in recwarn if w.category is minicnn.plugin.manager.SlowPluginWarning]
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "-1", "inf"])
@@ -354,7 +430,7 @@ def test_a_plugin_name_that_matches_nothing_is_reported_with_the_closest_names(s
     assert error.startswith(f"{variable} names 'lenett', but no installed plugin has that name; did you mean 'lenet'")
     assert system.problems() == [info]
     far = load(**{variable: "qqq"}).plugins["qqq"].errors[0]
-    assert far.endswith("(installed: alexnet, datasets, good, googlenet, layers, lenet, resnet, vgg)")
+    assert far.endswith("(installed: alexnet, datasets, good, googlenet, layers, lenet, optimizers, resnet, vgg)")
     with pytest.raises(PluginError, match=f"plugin 'lenett' .*: {variable} names 'lenett'"):
         load(MINICNN_STRICT_PLUGINS="1", **{variable: "lenett"})
 

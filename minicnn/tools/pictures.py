@@ -11,7 +11,6 @@ backend is touched.
 from __future__ import annotations
 
 import importlib
-import json
 import math
 from pathlib import Path
 
@@ -30,7 +29,7 @@ class MatplotlibMissingError(RuntimeError):
     """Drawing was asked for but matplotlib is not installed."""
 
 
-def require_matplotlib(user: str = "minicnn.visualize") -> None:
+def require_matplotlib(user: str = "minicnn.tools.pictures") -> None:
     """Raise MatplotlibMissingError, naming `user` and the install command, when matplotlib is missing."""
     try:
         importlib.import_module("matplotlib")
@@ -249,7 +248,7 @@ def read_input(path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     meta: the checkpoint's metadata (input_size, normalize). Returns (pixels (C, H, W) uint8,
     resized to the model's input; the same image (C, H, W) float32, scaled to [0, 1] and normalised).
     """
-    from minicnn.train.run import model_inputs
+    from minicnn.inference import model_inputs
 
     pixels, batch = model_inputs([path], meta)
     return pixels[0], batch[0]
@@ -257,8 +256,9 @@ def read_input(path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def visualize_checkpoint(checkpoint, image, out_dir) -> list[Path]:
     """What `minicnn visualize` does: the first layer's filters and every Conv2d's feature maps
-    for one image file, from a checkpoint, as PNGs in out_dir; returns their paths."""
-    from minicnn.train import model_from_checkpoint
+    for one image file, from a checkpoint (or a run folder: its best one), as PNGs in out_dir;
+    returns their paths."""
+    from minicnn.inference import model_from_checkpoint
 
     require_matplotlib()
     model, meta = model_from_checkpoint(checkpoint)
@@ -273,40 +273,22 @@ def visualize_checkpoint(checkpoint, image, out_dir) -> list[Path]:
 # -- training curves --------------------------------------------------------------------------------
 
 
-def read_metrics(run_dir) -> list[dict]:
-    """The epochs of run_dir/metrics.jsonl, one dict per epoch in epoch order (a line torn by a
-    crash is skipped; an epoch logged twice keeps its last line)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder {run_dir} not found: give the --out folder of a `minicnn train` run")
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no metrics.jsonl: give the --out folder of a `minicnn train` run")
-    epochs = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-            epochs[int(row["epoch"])] = row
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue
-    if not epochs:
-        raise ValueError(f"{path} holds no finished epoch yet: plot the run once an epoch has ended")
-    return [epochs[epoch] for epoch in sorted(epochs)]
-
-
 def plot_training(run_dir, out=None) -> Path:
-    """Loss and accuracy per epoch, train and test, from run_dir/metrics.jsonl: one PNG of two
-    panels, 1000x400 pixels. out: a .png file, or a folder for curves.png (default: run_dir)."""
-    run_dir = Path(run_dir)
-    rows = read_metrics(run_dir)
+    """Loss and accuracy per epoch, train and test, from a run folder's metrics (`RunFolder.read_metrics`):
+    one PNG of two panels, 1000x400 pixels. out: a .png file, or a folder for curves.png (default: run_dir)."""
+    from minicnn.train.run_folder import RunFolder
+
+    folder = RunFolder(run_dir)
+    rows = folder.read_metrics()
+    if not rows:
+        raise ValueError(f"{folder.metrics_file} holds no finished epoch yet: plot the run once an epoch has ended")
     require_matplotlib()
-    out = Path(out) if out is not None else run_dir
+    out = Path(out) if out is not None else folder.path
     if out.is_dir() or not out.suffix:
         out = out / CURVES_FILE
-    config = run_dir / "config.json"
     try:
-        settings = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
-    except (OSError, json.JSONDecodeError):
+        settings = folder.read_settings()
+    except (OSError, ValueError):  # a title without the model and dataset: the curves are what counts
         settings = {}
     epochs = [row["epoch"] for row in rows]
     figure = _figure(10.0, 4.0)
@@ -326,5 +308,5 @@ def plot_training(run_dir, out=None) -> Path:
         accuracy.annotate(f"best {best['test_accuracy']:.2%}", (best["epoch"], best["test_accuracy"] * 100),
                           textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
     what = " on ".join(str(settings[key]) for key in ("model", "dataset") if settings.get(key))
-    figure.suptitle(f"{what or run_dir.name}: {len(rows)} epoch{'s' * (len(rows) != 1)}", fontsize=11)
+    figure.suptitle(f"{what or folder.path.name}: {len(rows)} epoch{'s' * (len(rows) != 1)}", fontsize=11)
     return _save(figure, out)

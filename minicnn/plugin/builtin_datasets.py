@@ -17,7 +17,7 @@ from minicnn.data.digits import load_digits
 from minicnn.data.idx import read_idx_pair
 from minicnn.data.image_folder import class_folders, find_images, image_format, read_images
 from minicnn.data.sources import locate
-from minicnn.hookspecs import hookimpl
+from minicnn.plugin.hookspecs import hookimpl
 
 SPLITS = ("train", "test")
 DIGIT_CLASSES = [str(d) for d in range(10)]

@@ -34,9 +34,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from minicnn.nn import Module, Sequential
-from minicnn import plugins
-from minicnn.plugins import get_layer
-from minicnn.registry import RegistryError, did_you_mean
+from minicnn.plugin.manager import get_layer
+from minicnn.plugin.registry import RegistryError, did_you_mean
 
 TOP_LEVEL_KEYS = ("name", "description", "input_size", "layers")
 
@@ -204,18 +203,3 @@ def _signature(layer_class) -> str:
         return "the arguments in its documentation"
     return "(" + ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in parameters) + ")"
 
-
-def load_model(name_or_spec: str, **kwargs):
-    """A registered model by name, or the model a spec file describes, with its default input size.
-
-    Returns (model, (C, H, W) or None). kwargs (num_classes, in_channels, ...) go to the model's
-    factory; a spec fixes its own layers, so it takes none.
-    """
-    if is_spec_path(name_or_spec):
-        given = {k: v for k, v in kwargs.items() if v is not None}
-        if given:
-            raise SpecError(f"model spec '{name_or_spec}' takes no arguments ({', '.join(given)}): edit its layers instead")
-        model = build_model(name_or_spec)
-        return model, model.input_size
-    entry = plugins.model_entry(name_or_spec)
-    return plugins.create_model(name_or_spec, **kwargs), entry.input_size

@@ -1,7 +1,6 @@
-"""minicnn.visualize: the feature maps a forward pass produces, tiling, and the PNGs drawn from a
+"""minicnn.tools.pictures: the feature maps a forward pass produces, tiling, and the PNGs drawn from a
 tiny trained LeNet-5 (their pixel size, and that they are not blank); matplotlib stays optional."""
 
-import json
 import re
 import subprocess
 import sys
@@ -12,8 +11,8 @@ import pytest
 import minicnn as mc
 import minicnn.functional as F
 from minicnn import nn
-from minicnn import visualize as pictures
-from minicnn.train import model_from_checkpoint
+from minicnn.inference import model_from_checkpoint
+from minicnn.tools import pictures
 
 MISSING = "needs matplotlib: pip install 'minicnn[plot]'"
 needs_matplotlib = pytest.mark.skipif(
@@ -90,20 +89,15 @@ def test_read_input_reads_the_image_as_predict_does(trained_lenet):
     np.testing.assert_allclose(normalised, (pixels / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
 
 
-def test_read_metrics_skips_torn_lines_and_keeps_an_epoch_s_last_line(tmp_path):
-    lines = [{"epoch": 2, "test_accuracy": 0.5}, {"epoch": 1, "test_accuracy": 0.1}, {"epoch": 2, "test_accuracy": 0.6}]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)) + '\n{"epoch": 3, "tes', encoding="utf-8")
-    assert [(m["epoch"], m["test_accuracy"]) for m in pictures.read_metrics(tmp_path)] == [(1, 0.1), (2, 0.6)]
-
-
-def test_read_metrics_errors_name_what_is_missing(tmp_path):
+def test_plot_training_errors_name_what_is_missing_before_drawing(tmp_path):
+    """How the metrics are read is RunFolder.read_metrics' (tests/train/test_run_folder.py)."""
     with pytest.raises(FileNotFoundError, match="run folder .*nowhere not found"):
-        pictures.read_metrics(tmp_path / "nowhere")
+        pictures.plot_training(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="has no metrics.jsonl"):
-        pictures.read_metrics(tmp_path)
+        pictures.plot_training(tmp_path)
     (tmp_path / "metrics.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(ValueError, match="holds no finished epoch"):
-        pictures.read_metrics(tmp_path)
+        pictures.plot_training(tmp_path)
 
 
 # -- pictures ---------------------------------------------------------------------------------------
@@ -167,13 +161,13 @@ def test_without_matplotlib_drawing_says_how_to_install_it(trained_lenet, monkey
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(pictures.MatplotlibMissingError, match=f"^{re.escape(f'minicnn plot {MISSING}')}$"):
         pictures.require_matplotlib("minicnn plot")
-    with pytest.raises(pictures.MatplotlibMissingError, match="minicnn.visualize needs matplotlib"):
+    with pytest.raises(pictures.MatplotlibMissingError, match="minicnn.tools.pictures needs matplotlib"):
         pictures.plot_training(out, tmp_path / "curves.png")
     assert not (tmp_path / "curves.png").exists()
 
 
 def test_importing_minicnn_its_training_and_its_cli_never_imports_matplotlib():
-    code = ("import sys, minicnn, minicnn.train, minicnn.visualize, minicnn.cli; "
+    code = ("import sys, minicnn, minicnn.train, minicnn.tools.pictures, minicnn.cli; "
             "assert 'matplotlib' not in sys.modules, sorted(m for m in sys.modules if m.startswith('matplotlib'))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 import minicnn as mc
 from minicnn import nn
 from minicnn.cli import app
-from minicnn.registry import Entry
-from minicnn.spec import SpecError, build_model, is_spec_path, load_spec
+from minicnn.plugin.registry import Entry
+from minicnn.tools.spec import SpecError, build_model, is_spec_path, load_spec
 
-LENET_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lenet5.toml"
+LENET_SPEC = Path(__file__).resolve().parents[2] / "examples" / "lenet5.toml"
 
 
 def leaves(model):
