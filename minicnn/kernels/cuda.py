@@ -214,7 +214,7 @@ class CudaBackend(ReferenceBackend):
         with _on_device_of(x):
             x = _contiguous(x)
             cols = self.empty((window.c * window.kh * window.kw, window.n * window.oh * window.ow), x.dtype)
-            _launch("conv.cu", "im2col", x, cols.size, x, cols, np.int64(cols.size), window)
+            _launch("conv.cu", "im2col", x, cols.size, x, cols, cols.size, window)
         return cols
 
     def col2im(self, cols, window: Window, out=None):
@@ -224,7 +224,7 @@ class CudaBackend(ReferenceBackend):
         with _on_device_of(cols):
             cols = _contiguous(cols)
             dx = self.empty((window.n, window.c, window.h, window.w), cols.dtype) if out is None else out
-            _launch("conv.cu", "col2im", cols, dx.size, cols, dx, np.int64(dx.size), window)
+            _launch("conv.cu", "col2im", cols, dx.size, cols, dx, dx.size, window)
         return dx
 
     def conv_epilogue(self, cm, shape: tuple, bias, activation: str | None, out=None):
@@ -235,8 +235,8 @@ class CudaBackend(ReferenceBackend):
             y = self.empty(shape, cm.dtype) if out is None else out
             cm = _contiguous(cm.astype(y.dtype, copy=False))  # one element type for the kernel, y's
             bias_arg = cm if bias is None else _contiguous(bias.astype(y.dtype, copy=False))
-            _launch("conv.cu", "conv_epilogue", cm, y.size, cm, bias_arg, y, np.int64(y.size), np.int32(bias is not None),
-                    np.int32(ACTIVATIONS[activation]), np.int32(n), np.int32(channels), np.int64(oh * ow))
+            _launch("conv.cu", "conv_epilogue", cm, y.size, cm, bias_arg, y, y.size, bias is not None,
+                    ACTIVATIONS[activation], n, channels, oh * ow)
         return y
 
     def conv2d(self, x, weight, bias, window: Window, groups: int, activation: str | None):
@@ -251,9 +251,8 @@ class CudaBackend(ReferenceBackend):
             out_channels = weight.shape[0]
             y = self.empty((window.n, out_channels, window.oh, window.ow), x.dtype)
             bias_arg = weight if bias is None else _contiguous(bias.astype(x.dtype, copy=False))
-            _launch("conv.cu", "direct_conv2d", x, y.size, x, weight, bias_arg, y, np.int64(y.size),
-                    np.int32(bias is not None), np.int32(ACTIVATIONS[activation]), np.int32(out_channels),
-                    np.int32(groups), window)
+            _launch("conv.cu", "direct_conv2d", x, y.size, x, weight, bias_arg, y, y.size, bias is not None,
+                    ACTIVATIONS[activation], out_channels, groups, window)
         return y
 
     def max_pool(self, x, window: Window):
@@ -263,7 +262,7 @@ class CudaBackend(ReferenceBackend):
         with _on_device_of(x):
             x = _contiguous(x)
             y, argmax = self.empty(shape, x.dtype), self.empty(shape, np.int32)
-            _launch("pool.cu", "max_pool", x, y.size, x, y, argmax, np.int64(y.size), window)
+            _launch("pool.cu", "max_pool", x, y.size, x, y, argmax, y.size, window)
         return y, argmax
 
     def max_pool_backward(self, g, argmax, window: Window):
@@ -272,8 +271,7 @@ class CudaBackend(ReferenceBackend):
         with _on_device_of(g):
             g, argmax = _contiguous(g), argmax.astype(np.int32, copy=False)  # as max_pool gives it (the reference: uint8)
             dx = self.empty((window.n, window.c, window.h, window.w), g.dtype)
-            _launch("pool.cu", "max_pool_backward", g, dx.size, g, _contiguous(argmax), dx, np.int64(dx.size),
-                    window)
+            _launch("pool.cu", "max_pool_backward", g, dx.size, g, _contiguous(argmax), dx, dx.size, window)
         return dx
 
     def avg_pool(self, x, window: Window, count_include_pad: bool):
@@ -281,8 +279,7 @@ class CudaBackend(ReferenceBackend):
         with _on_device_of(x):
             x = _contiguous(x)
             y = self.empty((window.n, window.c, window.oh, window.ow), x.dtype)
-            _launch("pool.cu", "avg_pool", x, y.size, x, y, np.int64(y.size), np.int32(count_include_pad),
-                    window)
+            _launch("pool.cu", "avg_pool", x, y.size, x, y, y.size, count_include_pad, window)
         return y
 
     def avg_pool_backward(self, g, window: Window, count_include_pad: bool):
@@ -291,6 +288,5 @@ class CudaBackend(ReferenceBackend):
         with _on_device_of(g):
             g = _contiguous(g)
             dx = self.empty((window.n, window.c, window.h, window.w), g.dtype)
-            _launch("pool.cu", "avg_pool_backward", g, dx.size, g, dx, np.int64(dx.size), np.int32(count_include_pad),
-                    window)
+            _launch("pool.cu", "avg_pool_backward", g, dx.size, g, dx, dx.size, count_include_pad, window)
         return dx

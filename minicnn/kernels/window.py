@@ -54,10 +54,11 @@ class Window:
     oh: int
     ow: int
 
-    @classmethod
-    def over(cls, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple, out_size: tuple) -> Window:
-        """The window over an input of `shape` (N, C, H, W)."""
-        return cls(*(int(s) for s in shape), *kernel, *stride, *dilation, tuple(pads), *out_size)
+    @staticmethod
+    def over(shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple, out_size: tuple) -> Window:
+        """The window over an input of `shape` (N, C, H, W). One Window per geometry is kept, so
+        a layer called batch after batch packs its struct once, not once per call."""
+        return _window_over(tuple(shape), tuple(kernel), tuple(stride), tuple(dilation), tuple(pads), tuple(out_size))
 
     def with_batch(self, n: int) -> Window:
         """The same windows over n images (a slice of the batch)."""
@@ -110,3 +111,9 @@ class Window:
         """The same struct as a one-element array of STRUCT_DTYPE (a view of the same bytes): CuPy
         passes a one-element NumPy array to a kernel by value, as a struct of its dtype's layout."""
         return np.frombuffer(self._as_parameter_, STRUCT_DTYPE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _window_over(shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, pads: tuple, out_size: tuple) -> Window:
+    return Window(*(int(s) for s in shape), *(int(k) for k in kernel), *(int(s) for s in stride),
+                  *(int(d) for d in dilation), tuple(int(p) for p in pads), *(int(o) for o in out_size))

@@ -13,7 +13,7 @@ import pytest
 
 from minicnn.functional.pool import MaxPool2d
 from minicnn.functional.sizes import conv_output_size
-from minicnn.kernels import cuda, reference
+from minicnn.kernels import cuda, reference, sliding
 from minicnn.kernels.window import Window
 
 rng = np.random.default_rng(6)
@@ -135,7 +135,7 @@ def test_max_pool_reads_and_scatters_to_dilated_cells_like_pytorch(harness, dila
     kernel, stride, pad = (3, 2), (2, 1), 1
     out = [(size + 2 * pad - d * (k - 1) - 1) // s + 1 for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation)]
     window = Window.over(x.shape, kernel, stride, dilation, (pad,) * 4, out)
-    cells = reference.windows(reference.pad2d(x, window.pads, -np.inf), kernel, stride, dilation, out)
+    cells = sliding.windows(sliding.pad2d(x, window.pads, -np.inf), kernel, stride, dilation, out)
     flat = cells.reshape(cells.shape[:4] + (-1,))
     expected_y, expected_argmax = flat.max(axis=-1), flat.argmax(axis=-1)
     y, argmax = np.full(expected_y.shape, np.nan), np.full(expected_y.shape, -99, dtype=np.int32)
@@ -144,13 +144,13 @@ def test_max_pool_reads_and_scatters_to_dilated_cells_like_pytorch(harness, dila
     np.testing.assert_array_equal(argmax, expected_argmax)
 
     g = rng.standard_normal(y.shape)
-    expected_dx = np.zeros(reference.pad2d(x, window.pads).shape)
+    expected_dx = np.zeros(sliding.pad2d(x, window.pads).shape)
     n, c, i, j = np.indices(y.shape)
     a, b = np.divmod(expected_argmax, kernel[1])
     np.add.at(expected_dx, (n, c, i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1]), g)
     dx = np.full(x.shape, np.nan)
     harness("max_pool_backward", g, argmax, dx, np.int64(dx.size), window)
-    np.testing.assert_allclose(dx, reference.unpad2d(expected_dx, window.pads), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx, sliding.unpad2d(expected_dx, window.pads), rtol=1e-13, atol=1e-13)
 
     torch = pytest.importorskip("torch")
     pooled = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, pad, dilation)
