@@ -29,6 +29,8 @@ _LAZY = {
     "SpecError": "minicnn.tools.spec", "build_model": "minicnn.tools.spec",
     "summarize": "minicnn.tools.summary",
     "testing": "minicnn.testing",
+    "fit": "minicnn.train.fit", "evaluate": "minicnn.train.fit",
+    "save": "minicnn.serialization", "load": "minicnn.serialization",
 }
 
 
@@ -46,5 +48,5 @@ __all__ = [
     "create_model", "device", "get_array_module", "gpu_available", "summarize",
     "functional", "get_layer", "hookimpl", "is_grad_enabled", "list_datasets", "list_layers", "list_models",
     "manual_seed", "nn", "no_grad", "optim", "plugin_system", "reload_plugins", "set_debug", "tensor", "testing",
-    "get_num_threads", "set_num_threads",
+    "get_num_threads", "set_num_threads", "fit", "evaluate", "save", "load",
 ]
