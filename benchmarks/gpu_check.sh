@@ -111,10 +111,10 @@ import pathlib, sys, tomllib
 site, project = pathlib.Path(sys.argv[1]), tomllib.loads(pathlib.Path("pyproject.toml").read_text())
 for package, folder in project["tool"]["setuptools"]["package-dir"].items():
     (site / package).symlink_to(pathlib.Path(folder).resolve())
-version = project["project"]["version"]
-info = site / f"minicnn-{version}.dist-info"
+name, version = project["project"]["name"], project["project"]["version"]
+info = site / f"{name.replace('-', '_')}-{version}.dist-info"
 info.mkdir()
-(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: minicnn\nVersion: {version}\n")
+(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
 points = project["project"]["entry-points"]["minicnn"]
 (info / "entry_points.txt").write_text("[minicnn]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()))
 PYTHON

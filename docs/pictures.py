@@ -6,7 +6,7 @@
 Writes docs/images/filters.png (the first convolution's kernels), docs/images/feature-maps.png
 (that layer's feature maps for one test digit) and docs/images/curves.png (the run's training
 curves), with the same functions `minicnn visualize` and `minicnn plot` call. Needs matplotlib
-(`pip install 'minicnn[plot]'`).
+(`pip install -e ".[plot]"` in a source checkout, or `pip install "minicnn-framework[plot]"`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ DIGIT_CLASS = "7"   # the test digit drawn: the first 7, whose stroke and bar gi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", help="A run folder (holding best.npz and metrics.jsonl) instead of training one.")
+    parser.add_argument("--run", help="A run folder (holding its best checkpoint and metrics.jsonl) instead of training one.")
     parser.add_argument("--epochs", type=int, default=10, help="Epochs of the LeNet-5 trained when --run is not given.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -36,7 +36,7 @@ def main() -> None:
         run = Path(args.run) if args.run else train(
             TrainConfig(model="lenet5", dataset="digits", epochs=args.epochs, seed=0, out=str(scratch / "lenet5-digits")),
         ).out_dir
-        model, meta = model_from_checkpoint(run / "best.npz")
+        model, meta = model_from_checkpoint(run)  # a run folder stands for its best checkpoint
         test_set = data.load_dataset(meta["dataset"], "test")
         index = list(test_set.labels).index(test_set.classes.index(DIGIT_CLASS))
         digit = scratch / "digit.png"

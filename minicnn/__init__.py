@@ -15,6 +15,9 @@ import importlib
 from minicnn import data, functional, nn, optim  # noqa: E402
 from minicnn.autograd import Function, Tensor, is_grad_enabled, no_grad, set_debug, tensor  # noqa: E402
 from minicnn.backend import Device, DeviceError, device, get_array_module, gpu_available, manual_seed  # noqa: E402
+from minicnn.creation import (  # noqa: E402
+    arange, float32, float64, full, int64, ones, ones_like, rand, randn, uint8, zeros, zeros_like,
+)
 from minicnn.kernels.settings import get_num_threads, set_num_threads  # noqa: E402
 
 # Names whose modules import pluggy or the plugins themselves: imported on first use, so that
@@ -49,4 +52,5 @@ __all__ = [
     "functional", "get_layer", "hookimpl", "is_grad_enabled", "list_datasets", "list_layers", "list_models",
     "manual_seed", "nn", "no_grad", "optim", "plugin_system", "reload_plugins", "set_debug", "tensor", "testing",
     "get_num_threads", "set_num_threads", "fit", "evaluate", "save", "load",
+    "arange", "float32", "float64", "full", "int64", "ones", "ones_like", "rand", "randn", "uint8", "zeros", "zeros_like",
 ]

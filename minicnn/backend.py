@@ -13,9 +13,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minicnn.distribution import install_command
+
+
+CPU_ADVICE = "use device='cpu' (--device cpu)"  # in the library's words and the command line's
+
 
 class DeviceError(RuntimeError):
-    """A device was asked for that this machine cannot provide, or devices were mixed."""
+    """A device was asked for that this machine cannot provide, or devices were mixed.
+
+    `cause` says why a GPU cannot be used, in words that fit a caller who did not ask for one
+    ("CuPy is not installed", CUDA's own error), so a report can say "no GPU here" and why; None
+    for the other errors.
+    """
+
+    def __init__(self, message: str, cause: str | None = None):
+        super().__init__(message)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -102,8 +116,8 @@ def cupy_module():
         return importlib.import_module("cupy")
     except ImportError as error:
         raise DeviceError(
-            "a CUDA device was requested but CuPy is not installed: "
-            "install it with `pip install 'minicnn[cuda]'`, or use device='cpu'"
+            f"a CUDA device was requested but CuPy is not installed: install it with {install_command('cuda')}, "
+            f"or {CPU_ADVICE}", cause="CuPy is not installed",
         ) from error
 
 
@@ -118,11 +132,11 @@ def check_cuda_device(target: Device):
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # CUDA runtime errors come in several CuPy classes
-        raise DeviceError(
-            f"no usable CUDA GPU for device '{target}': {type(error).__name__}: {error}; use device='cpu'"
-        ) from error
+        cause = f"{type(error).__name__}: {error}"
+        raise DeviceError(f"no usable CUDA GPU for device '{target}': {cause}; {CPU_ADVICE}", cause=cause) from error
     if target.index >= count:
-        raise DeviceError(f"device '{target}' does not exist: this machine has {count} GPU(s)")
+        raise DeviceError(f"device '{target}' does not exist: this machine has {count} GPU(s)",
+                          cause=f"this machine has {count} GPU(s)")
     return cupy
 
 

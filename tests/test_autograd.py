@@ -1,5 +1,6 @@
 """The engine: graph recording, topological backward, freeing, no_grad, devices, debug mode."""
 
+import contextlib
 import logging
 import sys
 from types import SimpleNamespace
@@ -305,3 +306,71 @@ def test_debug_level_2_stops_at_first_nan():
                 F.log(x)
     finally:
         mc.set_debug(0)
+
+
+def test_view_is_reshape_with_pytorch_spellings():
+    x = mc.tensor(np.arange(6.0), requires_grad=True)
+    v = x.view(2, -1)
+    assert v.shape == (2, 3) and x.view((3, 2)).shape == (3, 2) and x.view([6]).shape == (6,)
+    assert v.numpy().tolist() == [[0, 1, 2], [3, 4, 5]] and np.shares_memory(v.data, x.data)
+    (v * mc.tensor([[1.0], [2.0]])).sum().backward()
+    assert x.grad.numpy().tolist() == [1, 1, 1, 2, 2, 2]
+
+
+def test_view_refuses_an_impossible_shape_as_reshape_does():
+    x = mc.tensor(np.arange(6.0))
+    with pytest.raises(ValueError) as from_reshape:
+        x.reshape(4, 2)
+    with pytest.raises(ValueError) as from_view:
+        x.view(4, 2)
+    assert str(from_view.value) == str(from_reshape.value) and "size 6" in str(from_view.value)
+
+
+def test_size_dim_and_numel_as_in_pytorch():
+    x = mc.tensor(np.zeros((2, 3, 4)))
+    assert x.size() == (2, 3, 4) and all(type(n) is int for n in x.size())
+    assert (x.size(0), x.size(-1), x.size(-3)) == (2, 4, 2)
+    assert x.dim() == x.ndim == 3 and x.numel() == 24
+    for bad in (3, -4):
+        with pytest.raises(IndexError, match=rf"size: dim {bad} is out of range for a tensor of shape \(2, 3, 4\): use -3..2"):
+            x.size(bad)
+
+
+def test_cpu_returns_the_same_tensor_on_the_cpu():
+    x = mc.tensor([1.0])
+    assert x.cpu() is x
+
+
+def test_cpu_brings_a_gpu_tensor_back_with_its_gradient(monkeypatch):
+    """No GPU here: arrays that report GPU 1, a `get` that copies them to the host, and a stand-in
+    for CuPy that brings the gradient back to "GPU 1"."""
+    fake_cupy = SimpleNamespace(cuda=SimpleNamespace(Device=lambda index: contextlib.nullcontext()),
+                                asarray=lambda array: np.asarray(array).view(FakeGpuArray))
+    monkeypatch.setattr(mc.backend, "check_cuda_device", lambda target: fake_cupy)
+    monkeypatch.setattr(FakeGpuArray, "get", lambda self: np.asarray(self).copy(), raising=False)
+    x = mc.Tensor(np.array([1.0, 2.0]).view(FakeGpuArray), requires_grad=True)
+    back = x.cpu()
+    assert back.device == mc.device("cpu") and back.numpy().tolist() == [1.0, 2.0]
+    (back * 3.0).sum().backward()
+    assert x.grad.device == mc.device("cuda:1") and x.grad.numpy().tolist() == [3.0, 3.0]
+
+
+def test_dtype_names_are_numpy_dtypes_and_every_dtype_argument_takes_them():
+    assert mc.float32 is np.float32 and mc.float64 is np.float64 and mc.int64 is np.int64 and mc.uint8 is np.uint8
+    assert mc.tensor([1, 2], dtype=mc.float64).dtype == mc.float64
+    assert mc.tensor([1.5], dtype=mc.uint8).dtype == np.uint8
+    assert mc.tensor([1.0]).to(mc.float64).dtype == np.float64
+
+
+def test_to_changes_dtype_and_device_by_position_or_keyword():
+    x = mc.tensor([1.0, 2.0], requires_grad=True)
+    assert x.to(mc.float32) is x and x.to("cpu", mc.float32) is x and x.to(device="cpu") is x
+    y = x.to("cpu", mc.float64)
+    assert y.dtype == np.float64 and x.to(dtype=mc.float64).dtype == np.float64
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.numpy().tolist() == [2.0, 4.0]
+    assert x.to(mc.int64).numpy().tolist() == [1, 2]
+    with pytest.raises(TypeError, match="to: two dtypes given"):
+        x.to(mc.float64, mc.float32)
+    with pytest.raises(TypeError, match="to: 'complex-ish' is not a dtype minicnn knows"):
+        x.to(dtype="complex-ish")

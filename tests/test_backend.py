@@ -73,8 +73,12 @@ def test_the_reason_a_gpu_is_unusable_keeps_the_cuda_error(monkeypatch):
     fake_cupy(monkeypatch, error=error)
     reason = backend.gpu_unavailable_reason("cuda:0")
     assert reason == ("no usable CUDA GPU for device 'cuda:0': CUDARuntimeError: cudaErrorInsufficientDriver: "
-                      "CUDA driver version is insufficient for CUDA runtime version; use device='cpu'")
+                      "CUDA driver version is insufficient for CUDA runtime version; use device='cpu' (--device cpu)")
     assert not mc.gpu_available("cuda:0")
+    with pytest.raises(mc.DeviceError) as raised:
+        backend.check_cuda_device(mc.device("cuda:0"))
+    assert raised.value.cause == ("CUDARuntimeError: cudaErrorInsufficientDriver: CUDA driver version is insufficient "
+                                  "for CUDA runtime version")
 
 
 def test_the_reason_names_a_gpu_number_the_machine_lacks(monkeypatch):
@@ -85,8 +89,14 @@ def test_the_reason_names_a_gpu_number_the_machine_lacks(monkeypatch):
 
 def test_the_reason_says_when_cupy_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` raise ImportError
-    assert "CuPy is not installed" in backend.gpu_unavailable_reason()
+    reason = backend.gpu_unavailable_reason()
+    assert reason.startswith("a CUDA device was requested but CuPy is not installed: install it with "
+                             '`pip install "minicnn-framework[cuda]"` (from a source checkout: `pip install -e ".[cuda]"`)')
+    assert reason.endswith("or use device='cpu' (--device cpu)")
     assert not backend.gpu_available()
+    with pytest.raises(mc.DeviceError) as raised:
+        backend.check_cuda_device(mc.device("cuda"))
+    assert raised.value.cause == "CuPy is not installed"
 
 
 def test_scatter_add_adds_repeated_indices():

@@ -166,7 +166,7 @@ def test_minicnn_trains_with_the_plugin_s_optimizer_from_the_cli(installed, tmp_
     result = run_cli(installed, "train", "lenet5", "--dataset", "digits", "--optimizer", "signsgd", "--epochs", "1",
                      "--limit-train", "256", "--seed", "0", "--out", str(out), MINICNN_CACHE=str(tmp_path / "cache"))
     assert result.returncode == 0, result.stdout + result.stderr
-    last = load_checkpoint(out / "last.npz")
+    last = load_checkpoint(out / "last.safetensors")
     assert last.meta["config"]["optimizer"] == "signsgd" and last.optimizer["config"]["optimizer"] == "SignSGD"
     [group] = last.optimizer["config"]["param_groups"]
     assert (group["momentum"], group["weight_decay"]) == (0.9, 5e-4)  # the run's settings

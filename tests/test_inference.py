@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 
 from minicnn import data
-from minicnn.inference import evaluate_checkpoint, model_from_checkpoint, model_inputs, predict
-from minicnn.train import TrainConfig, train
+from minicnn.inference import (
+    evaluate_checkpoint, light_background, model_from_checkpoint, model_inputs, predict, trained_light_on_dark,
+)
+from minicnn.train import RunFolder, TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py: no real cache or mirror
 
@@ -22,10 +24,10 @@ def digits_run(tmp_path_factory):
         return train(config, notify=lambda message: None)
 
 
-@pytest.mark.parametrize("target", ["best.npz", ""], ids=["checkpoint", "run-folder"])
+@pytest.mark.parametrize("target", ["checkpoint", "run-folder"])
 def test_evaluating_the_best_checkpoint_gives_the_best_logged_accuracy(digits_run, target):
     best = max(digits_run.history, key=lambda m: m["test_accuracy"])
-    evaluated = evaluate_checkpoint(digits_run.out_dir / target)
+    evaluated = evaluate_checkpoint(RunFolder(digits_run.out_dir).best if target == "checkpoint" else digits_run.out_dir)
     assert evaluated["dataset"] == "digits" and evaluated["images"] == 359
     assert evaluated["test_accuracy"] == best["test_accuracy"]
     assert evaluated["test_loss"] == pytest.approx(best["test_loss"], rel=1e-6)
@@ -39,7 +41,7 @@ def test_predict_names_the_classes_of_digit_images(digits_run, tmp_path):
         Image.fromarray(test_set.images[i, 0]).save(paths[-1])
     big = tmp_path / "big-rgb.png"  # the first digit, twice the size and in colour: resized and converted
     Image.fromarray(np.repeat(np.repeat(test_set.images[0, 0], 2, 0), 2, 1)).convert("RGB").save(big)
-    rows = predict(digits_run.out_dir / "best.npz", paths + [big])
+    rows = predict(digits_run.out_dir, paths + [big])
     assert [row["image"] for row in rows] == [str(p) for p in paths + [big]]
     for row in rows:
         assert row["class"] == str(row["index"]) and 0.1 <= row["probability"] <= 1
@@ -64,3 +66,57 @@ def test_the_training_package_still_gives_the_inference_functions():
 
     assert (minicnn.train.evaluate_checkpoint, minicnn.train.predict, minicnn.train.model_from_checkpoint) == (
         evaluate_checkpoint, predict, model_from_checkpoint)
+
+
+def test_predict_reads_a_digit_drawn_dark_on_white_as_the_same_digit_light_on_dark(digits_run, tmp_path):
+    images = data.load_dataset("digits", "test").images[:10, 0]
+    light, dark = [], []
+    for i, image in enumerate(images):
+        light.append(tmp_path / f"light-{i}.png")
+        dark.append(tmp_path / f"dark-{i}.png")
+        Image.fromarray(image).save(light[-1])
+        Image.fromarray(255 - image).save(dark[-1])
+    as_trained, as_drawn = predict(digits_run.out_dir, light), predict(digits_run.out_dir, dark)
+    assert not any(row["inverted"] for row in as_trained) and all(row["inverted"] for row in as_drawn)
+    assert [(r["index"], r["probability"]) for r in as_drawn] == [(r["index"], r["probability"]) for r in as_trained]
+    raw = predict(digits_run.out_dir, dark, invert=False)
+    assert [r["probability"] for r in raw] != [r["probability"] for r in as_trained]
+    forced = predict(digits_run.out_dir, dark + light, invert=True)
+    assert [r["index"] for r in forced[10:]] == [r["index"] for r in raw] and all(r["inverted"] for r in forced)
+
+
+def picture(border: int, inside: int, size=(28, 28), channels: int = 1) -> np.ndarray:
+    """One picture (1, C, H, W): the outermost ring of pixels `border`, everything inside it `inside`."""
+    pixels = np.full((1, channels, *size), inside, np.uint8)
+    pixels[..., 0, :] = pixels[..., -1, :] = pixels[..., :, 0] = pixels[..., :, -1] = border
+    return pixels
+
+
+def test_a_light_background_is_a_border_brighter_than_the_middle_of_the_range():
+    cases = [picture(255, 0), picture(0, 255), picture(128, 0), picture(127, 255), picture(200, 30, (8, 5), 3)]
+    assert [bool(light_background(case)[0]) for case in cases] == [True, False, True, False, True]
+    assert light_background(np.concatenate(cases[:4])).tolist() == [True, False, True, False]  # one answer per picture
+    half = np.array([[[[127, 128, 127], [128, 255, 128], [127, 128, 127]]]], np.uint8)  # a border averaging 127.5
+    assert not light_background(half)[0]
+
+
+def test_only_grey_models_trained_light_on_dark_invert_on_their_own(digits_run):
+    _, meta = model_from_checkpoint(digits_run.out_dir)
+    assert trained_light_on_dark(meta)  # the bundled digits: light strokes on black
+    assert not trained_light_on_dark({"input_size": [1, 28, 28], "normalize": {"mean": [0.7], "std": [0.3]}})
+    assert not trained_light_on_dark({"input_size": [3, 32, 32], "normalize": {"mean": [0.49, 0.48, 0.45],
+                                                                               "std": [0.25, 0.24, 0.26]}})
+
+
+def test_evaluate_falls_back_from_a_recorded_folder_that_is_gone_only_to_say_so(digits_run, tmp_path):
+    from minicnn.train.checkpoint import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(RunFolder(digits_run.out_dir).best)
+    meta = {**checkpoint.meta, "dataset": "image-folder", "config": {**checkpoint.meta["config"],
+                                                                     "data_dir": str(tmp_path / "gone")}}
+    moved = save_checkpoint(tmp_path / RunFolder(digits_run.out_dir).best.name, checkpoint.model, None, meta)
+    with pytest.raises(data.DataUnavailableError, match="recorded: no longer exists") as error:
+        evaluate_checkpoint(moved)
+    assert f"{tmp_path / 'gone'}, the data folder the run {moved} recorded" in str(error.value)
+    assert len(str(error.value).splitlines()) == 4 and "--data-dir DIR" in str(error.value)
+    assert evaluate_checkpoint(moved, dataset="digits")["images"] == 359  # another dataset: not the recorded folder

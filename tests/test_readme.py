@@ -52,6 +52,6 @@ def test_first_command_in_a_fresh_virtual_environment(tmp_path):
     assert "Training on the bundled 'digits' dataset instead" in result.stderr
     assert "epoch 10" in result.stdout and "run saved in runs" in result.stdout
     runs = list((project / "runs").iterdir())
-    assert len(runs) == 1 and {"config.json", "metrics.jsonl", "last.npz", "best.npz"} <= {p.name for p in runs[0].iterdir()}
+    assert len(runs) == 1 and {"config.json", "metrics.jsonl", "last.safetensors", "best.safetensors"} <= {p.name for p in runs[0].iterdir()}
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", result.stdout).group(1))
     assert accuracy > 90.0

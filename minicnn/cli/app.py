@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from minicnn import __version__
 from minicnn.backend import DeviceError
 from minicnn.data import DataError
 from minicnn.kernels.native import NativeBuildWarning
 from minicnn.plugin.manager import SlowPluginWarning, plugin_system
 from minicnn.plugin.registry import RegistryError
 
-app = typer.Typer(help="minicnn: a small, readable framework for convolutional networks.", no_args_is_help=True)
+app = typer.Typer(help="minicnn: a small, readable framework for convolutional networks.", no_args_is_help=True,
+                  context_settings={"help_option_names": ["-h", "--help"]})  # every command inherits -h
 console = Console()
 errors = Console(stderr=True)
 
@@ -42,13 +45,19 @@ class Failure:
                 raise
             known = isinstance(error, (ValueError, TypeError, LookupError, OSError, RuntimeError, FloatingPointError, DataError))
             message = str(error) if known else f"{type(error).__name__}: {error}"
-            errors.print(f"[red]error:[/] {escape(message)}", highlight=False)
+            errors.print(f"[red]error:[/] {escape(in_cli_terms(message))}", highlight=False, soft_wrap=True)
             if not known:
                 errors.print("run `minicnn --debug ...` to see the traceback", highlight=False)
             raise typer.Exit(2 if isinstance(error, _NOT_AVAILABLE) else 1) from None
 
 
 fail = Failure()
+
+
+def in_cli_terms(message: str) -> str:
+    """A library message as the CLI says it: the device keyword becomes its flag (device='cpu', or
+    "device='cpu' (--device cpu)" where the library gives both, -> --device cpu)."""
+    return re.sub(r"\bdevice='([^']*)'(?: \(--device \1\))?", r"--device \1", message)
 
 
 _python_showwarning = warnings.showwarning
@@ -58,13 +67,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """minicnn's own warnings (the C kernels not built, a plugin slow to import) as one yellow line, not
     Python's source-line format."""
     if issubclass(category, (NativeBuildWarning, SlowPluginWarning)):
-        errors.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+        errors.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"minicnn {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show the traceback when a command fails.")) -> None:
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback when a command fails."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print minicnn's version and exit."),
+) -> None:
     """minicnn: a small, readable framework for convolutional networks."""
     fail.debug = debug
     warnings.showwarning = _show_warning

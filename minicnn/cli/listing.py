@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from minicnn.cli.app import app, console, fail, warn_about_plugin_problems
+from minicnn.cli.app import app, console, errors, fail, warn_about_plugin_problems
 from minicnn.plugin.manager import KINDS, plugin_system
+from minicnn.plugin.registry import did_you_mean
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 EXTRA_COLUMN = {  # kind -> (table column, its text for an entry), shown before the description
@@ -36,6 +38,8 @@ def plugins(as_json: bool = JSON_OPTION) -> None:
 
 
 def _list(kind: str, pattern: str, as_json: bool) -> None:
+    """Print the entries of `kind` whose names match `pattern`; a pattern that matches nothing exits 1,
+    saying so on stderr (`--json` still prints its empty list), like grep."""
     with fail.on_error():
         registry = plugin_system().registries[kind]
     entries = [registry.get(name) for name in registry.names(pattern)]
@@ -47,15 +51,22 @@ def _list(kind: str, pattern: str, as_json: bool) -> None:
             for e in entries
         ]
         typer.echo(json.dumps(rows, indent=2))
-    else:
+    elif entries:
         table = Table(title=f"minicnn {kind}" + (f" matching '{pattern}'" if pattern != "*" else ""))
         extra = [EXTRA_COLUMN[kind]] if kind in EXTRA_COLUMN else []
         for column in ("name", "plugin", *(column for column, _ in extra), "description"):
             table.add_column(column, overflow="fold")
         for e in entries:
             table.add_row(e.name, e.plugin, *(text(e) for _, text in extra), e.description)
-        console.print(table if entries else f"no {kind}" + (f" match '{pattern}'" if pattern != "*" else " are registered"))
+        console.print(table)
+    elif pattern == "*":
+        console.print(f"no {kind} are registered")
     warn_about_plugin_problems()
+    if not entries and pattern != "*":
+        hint = did_you_mean(pattern, registry.names())
+        errors.print(f"[red]error:[/] {escape(f'no {kind} match {pattern!r}{hint} (`minicnn {kind}` lists them all)')}",
+                     highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """`minicnn visualize` and `minicnn plot`: feature maps, filters and training curves as PNG files.
 
-Both need matplotlib (`pip install 'minicnn[plot]'`); without it they say so in one line.
+Both need matplotlib (`pip install "minicnn-framework[plot]"`, or `pip install -e ".[plot]"` in a source
+checkout); without it they say so in one line.
 """
 
 from __future__ import annotations

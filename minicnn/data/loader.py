@@ -1,4 +1,5 @@
-"""DataLoader: batches of NumPy arrays, shuffled and augmented reproducibly per (seed, epoch).
+"""DataLoader: batches of NumPy arrays (or Tensors on a device, when asked), shuffled and augmented
+reproducibly per (seed, epoch).
 
 Epoch e's order comes from `numpy.random.default_rng([seed, e])` and the transform randomness of its
 batch b from `default_rng([seed, e, b])`, so every batch is a function of (seed, epoch, batch index)
@@ -11,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
+from minicnn import backend
+from minicnn.autograd import Tensor
 from minicnn.backend import random_generator
 from minicnn.data.dataset import ArrayDataset, pixels_to_float
 
@@ -34,14 +37,26 @@ class DataLoader:
     give two different shuffles. To resume, call `set_epoch(e)` (as with PyTorch's
     DistributedSampler) before iterating.
 
+    as_tensors: yield `(Tensor, Tensor)` on `device` (default "cpu") instead of NumPy arrays, the
+    same values and dtypes, for a training loop written PyTorch's way. NumPy arrays stay the default
+    because minicnn's trainer and transforms work on arrays; the device is checked when the loader
+    is made, so a missing GPU is reported before the first batch.
+
     An `ArrayDataset` is sliced a whole batch at a time (one fancy index, no per-sample Python);
     any other dataset's samples are stacked. `dataset.transform`, if set, is applied per batch.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed: int | None = None):
+                 seed: int | None = None, *, as_tensors: bool = False, device=None):
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size}")
+        if device is not None and not as_tensors:
+            raise ValueError(f"DataLoader: device={device!r} places Tensors, and this loader yields NumPy "
+                             "arrays: pass as_tensors=True as well")
+        self.as_tensors = bool(as_tensors)
+        self.device = backend.device(device) if self.as_tensors else None
+        if self.device is not None and self.device.type != "cpu":
+            backend.check_cuda_device(self.device)
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -76,6 +91,9 @@ class DataLoader:
             images, labels = self._fetch(indices, contiguous=not self.shuffle)
             if transform is not None:
                 images = transform(images, np.random.default_rng([self.seed, epoch, b]))
+            if self.as_tensors:
+                images = Tensor(backend.to_device(images, self.device))
+                labels = Tensor(backend.to_device(labels.astype(np.int64, copy=False), self.device))
             yield images, labels
 
     def _fetch(self, indices: np.ndarray, contiguous: bool):
@@ -93,5 +111,6 @@ class DataLoader:
         return _as_float_batch(images, owned=True), labels
 
     def __repr__(self) -> str:
+        tensors = f", as_tensors=True, device='{self.device}'" if self.as_tensors else ""
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch})")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch}{tensors})")

@@ -9,7 +9,9 @@ from minicnn.functional.activation import log_softmax, relu, sigmoid, softmax, t
 from minicnn.functional.conv import conv2d, convolve, correlate
 from minicnn.functional.dropout import dropout
 from minicnn.functional.loss import cross_entropy, mse_loss
-from minicnn.functional.math import add, div, exp, linear, log, matmul, max, mean, mul, neg, pow, sub, sum
+from minicnn.functional.math import (
+    add, argmax, argmin, div, exp, linear, log, matmul, max, mean, min, mul, neg, pow, sub, sum,
+)
 from minicnn.functional.norm import batch_norm, local_response_norm
 from minicnn.functional.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from minicnn.functional.shape import cat, flatten, getitem, pad, permute, reshape, to, transpose
@@ -17,8 +19,8 @@ from minicnn.functional.shape import cat, flatten, getitem, pad, permute, reshap
 tensor_methods.install()
 
 __all__ = [
-    "adaptive_avg_pool2d", "add", "avg_pool2d", "batch_norm", "cat", "conv2d", "convolve", "correlate",
+    "adaptive_avg_pool2d", "add", "argmax", "argmin", "avg_pool2d", "batch_norm", "cat", "conv2d", "convolve", "correlate",
     "cross_entropy", "div", "dropout", "exp", "flatten", "getitem", "linear", "local_response_norm", "log",
-    "log_softmax", "matmul", "max", "max_pool2d", "mean", "mse_loss", "mul", "neg", "pad", "permute", "pow",
+    "log_softmax", "matmul", "max", "max_pool2d", "mean", "min", "mse_loss", "mul", "neg", "pad", "permute", "pow",
     "relu", "reshape", "sigmoid", "softmax", "sub", "sum", "tanh", "to", "transpose",
 ]

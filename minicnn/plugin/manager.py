@@ -9,7 +9,7 @@ every other plugin keeps working. Loading happens once, on first use.
 Precedence: a plugin name, and a layer, model, dataset, optimizer or schedule name, belongs to the
 first plugin that claims it, in an order this module sets (never the order pluggy lists hook
 implementations in): first what ships with minicnn (the built-in layers, datasets, optimizers and
-schedules, then the entry points of the distribution `minicnn`, by name), then third-party plugins
+schedules, then the entry points of minicnn's own distribution, `minicnn-framework`, by name), then third-party plugins
 sorted by plugin name (then distribution name). So a third-party plugin can never replace `Conv2d`,
 `lenet5`, `mnist` or `sgd`, and between two
 third-party plugins the one whose name sorts first keeps a contested name, whatever was installed
@@ -44,13 +44,14 @@ from functools import partial
 
 import pluggy
 
-from minicnn import __version__
+from minicnn import __version__, distribution
+from minicnn.nn import Module
 from minicnn.optim import LRScheduler, Optimizer
 from minicnn.plugin import hookspecs
 from minicnn.plugin.registry import Entry, Registry, RegistryError, did_you_mean
 
 ENTRY_POINT_GROUP = "minicnn"
-SHIPPED_DISTRIBUTION = "minicnn"  # its entry points keep their names against any third-party plugin
+SHIPPED_DISTRIBUTION = distribution.NAME  # its entry points keep their names against any third-party plugin
 BUILTIN_PLUGINS = {  # plugin name -> module
     "layers": "minicnn.plugin.builtin_layers", "datasets": "minicnn.plugin.builtin_datasets",
     "optimizers": "minicnn.plugin.builtin_optimizers",
@@ -339,16 +340,23 @@ def schedule_entry(name: str) -> Entry:
 
 
 def create_model(name: str, num_classes: int | None = None, in_channels: int | None = None, **kwargs):
-    """Build the model registered as `name`; num_classes and in_channels are passed when given."""
+    """Build the model registered as `name`; num_classes and in_channels are passed when given.
+
+    The model's `registered_as` says how it was built ({"model": name, "model_options": {...}}), so
+    that `mc.fit` can record it and the CLI rebuild the model from a checkpoint.
+    """
     entry = model_entry(name)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     try:
-        return entry.target(**kwargs)
+        model = entry.target(**kwargs)
     except TypeError as error:
         raise TypeError(f"model '{name}' (plugin '{entry.plugin}') could not be built with {kwargs}: {error}") from error
+    if isinstance(model, Module):  # anything else is the conformance check's to refuse
+        model.registered_as = {"model": name, "model_options": dict(kwargs)}
+    return model
 
 
 def create_optimizer(name: str, params, *, lr: float | None = None, momentum: float, weight_decay: float) -> Optimizer:

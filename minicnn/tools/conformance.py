@@ -1,10 +1,15 @@
 """The conformance check for plugin authors: `check(name)`, what `minicnn check NAME` runs.
 
-It takes a registered layer or model through the steps every one should pass: build, forward
-(finite float32 output), backward (a finite gradient for every parameter), gradcheck in float64 with
-respect to the input and the parameters (minicnn.testing), a state_dict round trip into a fresh
-instance, and CPU/GPU agreement when a GPU is usable (skipped otherwise). It seeds minicnn's
-generators (`manual_seed`) as it goes, so its results repeat.
+It takes a registered layer or model, or a model spec file, through the steps every one should pass:
+build, forward (finite float32 output), backward (a finite gradient for every parameter), gradcheck
+in float64 with respect to the input and the parameters (minicnn.testing), a state_dict round trip
+into a fresh instance, and CPU/GPU agreement when a GPU is usable (skipped, "no GPU here", otherwise).
+It seeds minicnn's generators (`manual_seed`) as it goes, so its results repeat.
+
+What it builds and feeds: a layer is built from its registration's `example` keyword arguments and
+fed its `input_size` (the whole input, batch first); a model is built by its factory and fed a batch
+of its registered (C, H, W). `options` and `input_size` override both, so a layer registered without
+them (built with its defaults, fed (2, 3, 8, 8)) can still be checked on the input it takes.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from minicnn.nn import Module
 from minicnn.plugin.manager import create_model, model_entry, plugin_system
 from minicnn.plugin.registry import RegistryError, did_you_mean
 from minicnn.testing import GradcheckError, gradcheck
+from minicnn.tools.spec import build_model, is_spec_path
 
 
 # Small, so that a random direction rarely moves a ReLU or max-pool input across its kink in a large
 # model; in float64 the round-off (about 1e-16 |L| / eps) stays far below gradcheck's tolerances.
 _GRADCHECK_EPS = 1e-8
+DEFAULT_LAYER_INPUT = (2, 3, 8, 8)  # what a layer registered without input_size is fed
 
 
 class ConformanceError(AssertionError):
@@ -76,51 +83,107 @@ class _Skip(Exception):
     """Raised by a step that cannot run here; its message is the reason."""
 
 
-def check(name: str, seed: int = 0) -> ConformanceReport:
-    """Check the model registered as `name`, or else the layer of that name.
+def check(name: str, seed: int = 0, *, input_size: tuple | None = None,
+          options: dict | None = None) -> ConformanceReport:
+    """Check the model spec file `name` (a .toml path), else the model registered as `name`, else the
+    layer of that name.
 
+    input_size: the input to feed, batch first ((N, C, H, W) for an image layer or model; (C, H, W)
+    for a model means a batch of two); None: the registered one. options: keyword arguments for the
+    model's factory or the layer's class (over its `example`); a spec takes none.
     Raises RegistryError, with the closest names, when neither registry knows `name`.
     """
+    if is_spec_path(name):
+        if options:
+            raise ValueError(f"model spec '{name}' takes no model options ({', '.join(options)}): "
+                             "edit its layers instead")
+        return check_spec(name, seed=seed, input_size=input_size)
     system = plugin_system()
     if name in system.registries["models"]:
-        return check_model(name, seed=seed)
+        return check_model(name, seed=seed, input_size=input_size, options=options)
     if name in system.registries["layers"]:
-        return check_layer(name, seed=seed)
+        return check_layer(name, seed=seed, input_size=input_size, options=options)
     known = system.registries["models"].names() + system.registries["layers"].names()
     raise RegistryError(
         f"unknown model or layer '{name}'{did_you_mean(name, known)} (mc.list_models() and mc.list_layers() list them)"
     )
 
 
-def check_layer(name: str, max_elements: int = 256, seed: int = 0) -> ConformanceReport:
-    """Check a registered layer, built from its registration's `example` keyword arguments and fed
-    a random input of its `input_size` (default (2, 3, 8, 8))."""
+def check_layer(name: str, max_elements: int = 256, seed: int = 0, *, input_size: tuple | None = None,
+                options: dict | None = None) -> ConformanceReport:
+    """Check a registered layer, built from its registration's `example` keyword arguments updated
+    with `options`, and fed a random input of `input_size`, else its registered one (default
+    (2, 3, 8, 8))."""
     entry = plugin_system().registries["layers"].get(name)
-    return _Conformance(entry, lambda: entry.target(**entry.example), entry.input_size, max_elements, seed).run()
+    arguments = {**entry.example, **(options or {})}
+    registered = tuple(entry.input_size or DEFAULT_LAYER_INPUT)
+    hints = {}
+    if input_size is None and registered == DEFAULT_LAYER_INPUT:
+        hints["forward"] = (f"it was fed {DEFAULT_LAYER_INPUT}, what a layer registered without input_size gets: "
+                            f"pass the shape it takes (`minicnn check {name} --input-size N,C,H,W`, or "
+                            "check(..., input_size=...)), or register it with input_size=")
+    size = _shape(input_size) if input_size is not None else registered
+    return _Conformance((entry.name, entry.kind, entry.plugin), lambda: entry.target(**arguments), size, max_elements,
+                        seed, hints).run()
 
 
-def check_model(name: str, batch_size: int = 2, max_elements: int = 16, seed: int = 0) -> ConformanceReport:
-    """Check a registered model with its default arguments on a batch of its `input_size` (C, H, W).
+def check_model(name: str, batch_size: int = 2, max_elements: int = 16, seed: int = 0, *,
+                input_size: tuple | None = None, options: dict | None = None) -> ConformanceReport:
+    """Check a registered model, built with `options` (its defaults where none), on a batch of its
+    registered input size (C, H, W), or of `input_size`.
 
     max_elements is small so that large models stay quick: the element-wise gradient check covers
     the small tensors (biases, the last layers), the directional check covers everything.
     """
     entry = model_entry(name)
-    input_size = (batch_size, *entry.input_size)
-    return _Conformance(entry, lambda: create_model(name), input_size, max_elements, seed).run()
+    size = _batch(input_size if input_size is not None else entry.input_size, batch_size)
+    options = dict(options or {})
+    return _Conformance((entry.name, entry.kind, entry.plugin), lambda: create_model(name, **options), size,
+                        max_elements, seed).run()
+
+
+def check_spec(path, batch_size: int = 2, max_elements: int = 16, seed: int = 0, *,
+               input_size: tuple | None = None) -> ConformanceReport:
+    """Check the model a spec file describes (minicnn.tools.spec) on a batch of its `input_size`, or
+    of `input_size` given here; raises SpecError when the spec cannot be read or built, and
+    ValueError when neither names an input size."""
+    size = input_size if input_size is not None else build_model(path).input_size
+    if size is None:
+        raise ValueError(f"model spec '{path}' names no input_size: pass the input to feed (`minicnn check {path} "
+                         "--input-size N,C,H,W`), or add input_size = [C, H, W] to the spec")
+    return _Conformance((str(path), "model spec", ""), lambda: build_model(path), _batch(size, batch_size),
+                        max_elements, seed).run()
+
+
+def _shape(size) -> tuple:
+    """A whole input shape: positive integers, at least one."""
+    shape = tuple(size) if isinstance(size, (tuple, list)) else ()
+    if not shape or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in shape):
+        raise ValueError(f"input size must be positive whole numbers, batch first, such as (2, 1, 28, 28), "
+                         f"got {size!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _batch(size, batch_size: int) -> tuple:
+    """A model's input shape: (C, H, W) gets a batch of `batch_size`; any other shape is taken whole."""
+    shape = _shape(size)
+    return (batch_size, *shape) if len(shape) == 3 else shape
 
 
 class _Conformance:
     """The steps of one check, in order; each catches its own errors so the next ones still run."""
 
-    def __init__(self, entry, build, input_size: tuple, max_elements: int, seed: int):
-        self.entry, self.build_module, self.max_elements, self.seed = entry, build, max_elements, seed
+    def __init__(self, what: tuple, build, input_size: tuple, max_elements: int, seed: int, hints: dict | None = None):
+        """what: (name, kind, plugin) for the report; hints: step name -> what to do, added to that
+        step's detail when it fails."""
+        (self.name, self.kind, self.plugin), self.build_module = what, build
+        self.max_elements, self.seed, self.hints = max_elements, seed, hints or {}
         self.input_size = tuple(input_size)
         self.x = np.random.default_rng(seed).standard_normal(self.input_size).astype(np.float32)
         self.module = self.input = self.outputs = None
 
     def run(self) -> ConformanceReport:
-        report = ConformanceReport(self.entry.name, self.entry.kind, self.entry.plugin)
+        report = ConformanceReport(self.name, self.kind, self.plugin)
         steps = (("build", self.build), ("forward", self.forward), ("backward", self.backward),
                  ("gradcheck", self.gradcheck), ("state_dict", self.state_dict), ("cpu-gpu", self.cpu_gpu))
         for name, step in steps:
@@ -133,6 +196,8 @@ class _Conformance:
                 status, detail = "failed", str(error)
             except Exception as error:
                 status, detail = "failed", f"{type(error).__name__}: {error}"
+            if status == "failed" and name in self.hints:
+                detail = f"{detail}; {self.hints[name]}"
             report.steps.append(Step(name, status, detail, time.perf_counter() - start))
         return report
 
@@ -140,7 +205,7 @@ class _Conformance:
         backend.manual_seed(seed)
         module = self.build_module()
         if not isinstance(module, Module):
-            raise ConformanceError(f"building {self.entry.kind} '{self.entry.name}' returned a "
+            raise ConformanceError(f"building {self.kind} '{self.name}' returned a "
                                    f"{type(module).__name__}, not a minicnn.nn.Module")
         return module
 
@@ -253,7 +318,7 @@ class _Conformance:
         try:
             backend.check_cuda_device(gpu)
         except backend.DeviceError as error:
-            raise _Skip(f"no usable GPU: {error}") from None
+            raise _Skip(f"no GPU here ({error.cause or error})") from None
         results = []
         state = self.module.state_dict()
         for target in (backend.CPU, gpu):

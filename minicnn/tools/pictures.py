@@ -3,7 +3,8 @@
 A convolution layer's feature map is bright where the image matches one of its filters, so drawing
 the maps of one image beside the filters shows what each filter looks for. The arrays come from
 plain NumPy (`feature_maps`, `tile`); only drawing needs matplotlib, an optional extra
-(`pip install 'minicnn[plot]'`), imported when a picture is drawn and never by `import minicnn`.
+(`pip install "minicnn-framework[plot]"`, or `pip install -e ".[plot]"` in a source checkout), imported
+when a picture is drawn and never by `import minicnn`.
 Figures are drawn with matplotlib's object API on an Agg canvas, so no global pyplot state or GUI
 backend is touched.
 """
@@ -18,6 +19,7 @@ import numpy as np
 
 from minicnn import nn
 from minicnn.autograd import no_grad, tensor
+from minicnn.distribution import install_command
 
 DPI = 100
 GAP_COLOUR = (0.62, 0.72, 0.86)   # the lines between tiles, unlike any grey a map can take
@@ -34,7 +36,7 @@ def require_matplotlib(user: str = "minicnn.tools.pictures") -> None:
     try:
         importlib.import_module("matplotlib")
     except ImportError:
-        raise MatplotlibMissingError(f"{user} needs matplotlib: pip install 'minicnn[plot]'") from None
+        raise MatplotlibMissingError(f"{user} needs matplotlib: install it with {install_command('plot')}") from None
 
 
 def _figure(width: float, height: float):

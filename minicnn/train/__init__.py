@@ -1,6 +1,9 @@
 """Training: the loop (`Trainer`), runs from a configuration (`train`, `resume`), the run folder
 (`RunFolder`), checkpoints, and the one resolver of model references (`resolve_model`).
 
+`mc.fit` and `mc.evaluate`, the same loop over a model object and data objects, live in the module
+`minicnn.train.fit` (not re-exported here, where `evaluate` is the loop's own, over a DataLoader).
+
 Using a trained model lives in `minicnn.inference`; its `evaluate_checkpoint`, `predict` and
 `model_from_checkpoint` are still importable from here, loaded on first use (minicnn.inference
 imports this package, so importing them here eagerly would be circular).

@@ -27,6 +27,10 @@ class TrainConfig:
 
     dataset None means the model's usual data, MNIST, falling back to the bundled "digits" dataset
     when MNIST can be neither found nor downloaded (a dataset named explicitly never falls back).
+    python_objects describes what a run of `mc.fit` was given as Python objects rather than names,
+    which only Python can give again (`{"model": "mypackage.MyNet", "train": "arrays"}`); `model`
+    then holds the class's name and `dataset` None or the name the data came from. Empty for a run
+    of `minicnn train`.
     Raises ValueError (naming the setting) for a value that cannot work; `validate()` checks again
     after a setting is changed.
     """
@@ -47,6 +51,8 @@ class TrainConfig:
     out: str | None = None           # None: runs/<model>-<dataset>-<time>
     limit_train: int | None = None   # train on the first N images only (quick experiments)
     model_options: dict = field(default_factory=dict)
+    normalize: bool = True           # per-channel mean and std of the training images; False: as given
+    python_objects: dict = field(default_factory=dict)  # what mc.fit was given as objects (docstring)
 
     def __post_init__(self):
         self.validate()
@@ -74,6 +80,10 @@ class TrainConfig:
             raise ValueError(f"model must be a registered model name or a .toml spec path, got {self.model!r}")
         if not isinstance(self.model_options, dict):
             raise ValueError(f"model_options must be a dict of keyword arguments, got {self.model_options!r}")
+        if not isinstance(self.normalize, bool):
+            raise ValueError(f"normalize must be True or False, got {self.normalize!r}")
+        if not isinstance(self.python_objects, dict):
+            raise ValueError(f"python_objects must be a dict, got {self.python_objects!r}")
         backend.device(self.device)
 
 

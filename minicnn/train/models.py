@@ -3,11 +3,11 @@
 A reference is what a user writes where a model is expected (`minicnn train REF`, `minicnn summary
 REF`, `minicnn evaluate REF`):
 
-    "lenet5"              a registered model name (`minicnn models`), built by its plugin's factory
-    "examples/net.toml"   a model spec file (`minicnn.tools.spec`), built layer by layer
-    "runs/x/best.npz"     a trained model: a checkpoint file, or a run folder, which stands for its
-                          best checkpoint (`RunFolder.checkpoint_for`); rebuilt from the name or spec
-                          it was trained from, with its weights loaded
+    "lenet5"                    a registered model name (`minicnn models`), built by its plugin's factory
+    "examples/net.toml"         a model spec file (`minicnn.tools.spec`), built layer by layer
+    "runs/x/best.safetensors"   a trained model: a checkpoint file, or a run folder, which stands for its
+                                best checkpoint (`RunFolder.checkpoint_for`); rebuilt from the name or
+                                spec it was trained from, with its weights loaded
 
 It lives in the training layer because a checkpoint is the training's format: training builds its
 model here, and inference and the tools (above it) resolve trained models here too.
@@ -15,13 +15,12 @@ model here, and inference and the tools (above it) resolve trained models here t
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 from minicnn.nn import Module
 from minicnn.plugin.manager import create_model, model_entry
 from minicnn.tools.spec import SpecError, build_model, is_spec_path, load_spec
-from minicnn.train.checkpoint import CheckpointError, first_non_finite, load_checkpoint
+from minicnn.train.checkpoint import CheckpointError, first_non_finite, is_checkpoint_file, load_checkpoint
 from minicnn.train.run_folder import RunFolder
 
 REFERENCES = ("checkpoint", "spec", "name")
@@ -31,8 +30,9 @@ def reference_kind(reference, accept: tuple = REFERENCES) -> str:
     """Which of `accept` (in REFERENCES' order) `reference` is; the last one accepted when no other fits,
     so with one kind accepted every reference is taken as that kind (and its errors say why not).
 
-    A checkpoint is a folder, a path ending in .npz or a file that is a zip archive (as every .npz
-    is); a spec ends in .toml or is another file; anything else is a registered name.
+    A checkpoint is a folder, a path ending in .safetensors or .npz (an earlier minicnn's checkpoint),
+    or a file that is either by its first bytes; a spec ends in .toml or is another file; anything
+    else is a registered name.
     """
     tests = {"checkpoint": _is_checkpoint, "spec": is_spec_path}
     accept = [kind for kind in REFERENCES if kind in accept]
@@ -82,6 +82,10 @@ def _trained(path: Path) -> tuple[Module, dict]:
         raise CheckpointError(f"checkpoint {path}: weight '{broken}' holds NaN or infinite values, so the model's "
                               "outputs would be meaningless; use a checkpoint from before training diverged")
     meta = checkpoint.meta
+    if "python_model" in meta:  # a model object trained with mc.fit: only its own code can build it
+        raise CheckpointError(f"checkpoint {path} holds a {meta['python_model']} trained from Python with mc.fit, which "
+                              "minicnn cannot rebuild by itself: load it in Python, building the model and then "
+                              f"model.load_state_dict(minicnn.train.load_checkpoint(\"{path}\").model)")
     model = build_model(meta["spec"]) if "spec" in meta else create_model(meta["model"], **meta.get("model_options", {}))
     model.load_state_dict(checkpoint.model)
     return model.eval(), meta
@@ -89,4 +93,4 @@ def _trained(path: Path) -> tuple[Module, dict]:
 
 def _is_checkpoint(reference) -> bool:
     path = Path(reference)
-    return path.is_dir() or path.suffix.lower() == ".npz" or (path.is_file() and zipfile.is_zipfile(path))
+    return path.is_dir() or path.suffix.lower() in (".safetensors", ".npz") or (path.is_file() and is_checkpoint_file(path))

@@ -17,7 +17,8 @@ import numpy as np
 
 from minicnn import backend, data, nn
 from minicnn.kernels import settings
-from minicnn.plugin.manager import create_optimizer, create_schedule
+from minicnn.plugin.manager import create_optimizer, create_schedule, model_entry
+from minicnn.tools.spec import build_model
 from minicnn.train.compatibility import check_model_fits
 from minicnn.train.config import TrainConfig
 from minicnn.train.models import reference_kind, resolve_model
@@ -67,22 +68,41 @@ def _datasets(config: TrainConfig, progress, notify: Callable[[str], None]):
         return *splits("digits", None), "digits", reason
 
 
-def _optimizer(config: TrainConfig, model):
+def build_optimizer(config: TrainConfig, model):
     """The optimizer and the per-epoch scheduler `config` names (its names are checked when it is made)."""
     optimizer = create_optimizer(config.optimizer, model.parameters(), lr=config.lr, momentum=config.momentum,
                                  weight_decay=config.weight_decay)
     return optimizer, create_schedule(config.schedule, optimizer, epochs=config.epochs)
 
 
-def _transforms(train_set, config: TrainConfig, normalize: dict):
-    channels, height, width = train_set.input_size
+def training_transform(input_size: tuple, augment: bool, normalize: dict | None):
+    """The batch transform of the training images (C, H, W): random crops (and flips for colour
+    images) when `augment`, then `normalize`'s statistics (none when None); None when it is empty."""
+    channels, height, width = input_size
     steps = []
-    if config.augment:
+    if augment:
         steps.append(data.transforms.RandomCrop((height, width), padding=max(height // 8, 1)))
         if channels == 3:
             steps.append(data.transforms.RandomHorizontalFlip())
-    steps.append(data.transforms.Normalize(normalize["mean"], normalize["std"]))
-    return data.transforms.Compose(steps)
+    if normalize is not None:
+        steps.append(evaluation_transform(normalize))
+    return data.transforms.Compose(steps) if steps else None
+
+
+def evaluation_transform(normalize: dict | None):
+    """The batch transform of the test images: `normalize`'s statistics, or None."""
+    return data.transforms.Normalize(normalize["mean"], normalize["std"]) if normalize is not None else None
+
+
+def unit_statistics(channels: int) -> dict:
+    """Statistics that leave images as they are (mean 0, std 1): what a run with normalize=False
+    records, so that evaluate and predict, which always normalise, see the images it trained on."""
+    return {"mean": [0.0] * channels, "std": [1.0] * channels}
+
+
+def is_unit(normalize: dict) -> bool:
+    """Whether `normalize` leaves images as they are (see unit_statistics)."""
+    return all(m == 0 for m in normalize["mean"]) and all(s == 1 for s in normalize["std"])
 
 
 def channel_statistics(dataset, chunk: int = 1024) -> dict:
@@ -119,16 +139,18 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, n
         config.out = str(Path("runs") / f"{name}-{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if config.limit_train:
         train_set = data.ArrayDataset(train_set.images[: config.limit_train], train_set.labels[: config.limit_train], train_set.classes)
-    normalize = normalize or channel_statistics(train_set)
-    train_set.transform = _transforms(train_set, config, normalize)
-    test_set.transform = data.transforms.Normalize(normalize["mean"], normalize["std"])
+    if normalize is None:
+        normalize = channel_statistics(train_set) if config.normalize else unit_statistics(train_set.input_size[0])
+    applied = None if is_unit(normalize) else normalize
+    train_set.transform = training_transform(train_set.input_size, config.augment, applied)
+    test_set.transform = evaluation_transform(applied)
     backend.manual_seed(config.seed)
     fit = {"num_classes": train_set.num_classes, "in_channels": train_set.input_size[0], **config.model_options}
     model, model_meta = resolve_model(config.model, accept=TRAINABLE, defaults=fit)
     nn.fuse_conv_relu(model)
     model.to(target)
     check_model_fits(model, config.model, train_set.input_size, train_set.num_classes, dataset_name)
-    optimizer, scheduler = _optimizer(config, model)
+    optimizer, scheduler = build_optimizer(config, model)
     meta = {
         "model": config.model, **model_meta, "dataset": dataset_name, "classes": list(train_set.classes),
         "input_size": list(train_set.input_size), "normalize": normalize, "config": asdict(config),
@@ -151,6 +173,7 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None, progress=None
         config.seed = int(np.random.SeedSequence().entropy % 2**31)
     if config.out is not None:  # a folder that cannot be used is refused before any data is read
         RunFolder(config.out).check_new(overwrite)
+    _check_model(config.model)
     trainer, dataset_name, fallback = _prepare(config, progress, notify, callbacks)
     with trainer.run_folder.claim_new(overwrite):
         trainer.run_folder.start(config)
@@ -164,13 +187,23 @@ def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=pr
     settings.configure()
     folder = RunFolder(run_dir)
     config = folder.read_config()  # before the lock: a folder that is not a run's is left untouched
+    if config.python_objects:
+        given = ", ".join(f"{role}: {what}" for role, what in config.python_objects.items())
+        raise ValueError(f"{folder.path} was trained with mc.fit on Python objects ({given}), which only "
+                         f"Python can give again: resume it with mc.fit(model, train, test, resume=\"{folder.path}\")")
     with folder.claim_existing():
         config.out = str(folder.path)
         if epochs is not None:
             config.epochs = epochs
         checkpoint = folder.last_checkpoint()
+        done = int(checkpoint.meta["epoch"]) if checkpoint is not None else 0
+        if epochs is not None and epochs < done:
+            raise ValueError(f"epochs (--epochs) {epochs} is fewer than the {done} that {folder.path} has done: "
+                             f"give {done} or more to extend it")
         if checkpoint is None:
             notify(f"{folder.path} has no checkpoint yet (the run stopped during its first epoch): starting again from epoch 1")
+        else:
+            notify(f"resuming {folder.path} from epoch {done} of {config.epochs}")
         normalize = checkpoint.meta.get("normalize") if checkpoint else None
         trainer, dataset_name, _ = _prepare(config, progress, notify, callbacks, normalize)
         if checkpoint is not None:
@@ -178,6 +211,15 @@ def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=pr
         folder.truncate_metrics(checkpoint)
         history = trainer.fit(config.epochs)
     return _result(trainer, history, dataset_name)
+
+
+def _check_model(reference: str) -> None:
+    """Refuse a model that is not there (an unknown name, with its did-you-mean; a spec file missing or
+    broken) before any data is looked for: a typo should cost no search for MNIST, nor a download."""
+    if reference_kind(reference, TRAINABLE) == "spec":
+        build_model(reference)
+    else:
+        model_entry(reference)
 
 
 def _result(trainer: Trainer, history: list, dataset_name: str, fallback: str | None = None) -> RunResult:

@@ -2,11 +2,16 @@
 
 What a run folder holds (docs/training.md, "The run folder"):
 
-    config.json      every setting of the run (a TrainConfig), written when it starts
-    metrics.jsonl    one JSON line per finished epoch
-    last.npz/.json   the checkpoint of the latest epoch (and its sidecar), the one a resume continues
-    best.npz/.json   the checkpoint of the epoch with the best test accuracy; a run folder given where a
-                     checkpoint is expected (evaluate, predict, visualize, summary) stands for it
+    config.json              every setting of the run (a TrainConfig), written when it starts
+    metrics.jsonl            one JSON line per finished epoch
+    last.safetensors/.json   the checkpoint of the latest epoch (and its sidecar), the one a resume continues
+    best.safetensors/.json   the checkpoint of the epoch with the best test accuracy; a run folder given
+                             where a checkpoint is expected (evaluate, predict, visualize, summary) stands for it
+
+A run of an earlier minicnn holds `last.npz` and `best.npz` instead (minicnn.train.checkpoint reads
+both formats). Where no .safetensors checkpoint exists yet, `last` and `best` are those files, so such
+a run evaluates and resumes; from then on it writes .safetensors, which take precedence: a stale .npz
+left beside them is never read again, and --overwrite removes it with the rest of the run.
 
 Each epoch appends its metrics line, then writes `best` (when the test accuracy improved) and last
 of all `last`, which commits the epoch: a run killed at any instant resumes to the same `best` and
@@ -33,17 +38,18 @@ import contextlib
 import fcntl
 import json
 import os
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
-from minicnn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from minicnn.train.checkpoint import Checkpoint, is_checkpoint, load_checkpoint, save_checkpoint
 from minicnn.train.config import TrainConfig
 from minicnn.train.files import append_line, is_temporary, write_atomically
 
-CONFIG_NAME, METRICS_NAME, LAST_NAME, BEST_NAME = "config.json", "metrics.jsonl", "last.npz", "best.npz"
+CONFIG_NAME, METRICS_NAME, LAST_NAME, BEST_NAME = "config.json", "metrics.jsonl", "last.safetensors", "best.safetensors"
+OLD_LAST_NAME, OLD_BEST_NAME = "last.npz", "best.npz"  # an earlier minicnn's checkpoints
 LOCK_NAME = ".minicnn.lock"
-RUN_FILES = (CONFIG_NAME, METRICS_NAME, LAST_NAME, "last.json", BEST_NAME, "best.json")  # checkpoints with their sidecars
+RUN_FILES = (CONFIG_NAME, METRICS_NAME, LAST_NAME, "last.json", BEST_NAME, "best.json",  # checkpoints with their sidecars
+             OLD_LAST_NAME, OLD_BEST_NAME)
 CONFIG_KEYS = {"model", "epochs", "seed", "optimizer"}  # in the config.json of every minicnn run
 NOT_A_RUN = "give the --out folder of a run"
 
@@ -78,13 +84,19 @@ class RunFolder:
 
     @property
     def last(self) -> Path:
-        """The checkpoint of the latest finished epoch."""
-        return self.path / LAST_NAME
+        """The checkpoint of the latest finished epoch: last.safetensors, or an earlier minicnn's
+        last.npz where only that exists."""
+        return self._checkpoint(LAST_NAME, OLD_LAST_NAME)
 
     @property
     def best(self) -> Path:
-        """The checkpoint of the epoch with the best test accuracy so far."""
-        return self.path / BEST_NAME
+        """The checkpoint of the epoch with the best test accuracy so far: best.safetensors, or an
+        earlier minicnn's best.npz where only that exists."""
+        return self._checkpoint(BEST_NAME, OLD_BEST_NAME)
+
+    def _checkpoint(self, name: str, old_name: str) -> Path:
+        current, old = self.path / name, self.path / old_name
+        return old if old.exists() and not current.exists() else current
 
     @staticmethod
     def checkpoint_for(path) -> Path:
@@ -106,11 +118,7 @@ class RunFolder:
                 return True
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             pass
-        try:
-            with zipfile.ZipFile(self.last) as archive:
-                return "__meta__.npy" in archive.namelist()
-        except (OSError, zipfile.BadZipFile):
-            return False
+        return is_checkpoint(self.last)
 
     def check_new(self, overwrite: bool = False) -> None:
         """Raise RunFolderError now if a new run could not go into the folder, before any data is read.
@@ -232,8 +240,8 @@ class RunFolder:
         metadata."""
         append_line(self.metrics_file, json.dumps(metrics))
         if improved:
-            save_checkpoint(self.best, model_state, optimizer_state, state)
-        save_checkpoint(self.last, model_state, optimizer_state, state)
+            save_checkpoint(self.path / BEST_NAME, model_state, optimizer_state, state)
+        save_checkpoint(self.path / LAST_NAME, model_state, optimizer_state, state)
 
     def last_checkpoint(self) -> Checkpoint | None:
         """The checkpoint a resume continues from; None when the run stopped before its first epoch ended."""

@@ -19,6 +19,10 @@ GPU_SYNC_EVERY on a GPU. A NaN or infinite loss is checked at each read, before 
 and named by the batch that produced it; on a GPU up to GPU_SYNC_EVERY - 1 further steps may have
 run by then, on weights that are never saved.
 
+Without a run folder (`out_dir=None`, `mc.fit` without `out`) the loop writes nothing: the model
+object is the result. Without a test set (`test_loader=None`) an epoch's metrics have no test_loss
+or test_accuracy and `best` is the latest epoch, as no other can be told better.
+
 The loop never prints: it reports through a `Callbacks` object (the CLI draws progress bars).
 """
 
@@ -118,13 +122,24 @@ class PendingBatches:
         return rows
 
 
+def batch_arrays(images, labels, device) -> tuple[Tensor, np.ndarray]:
+    """A loader's batch as the loop takes it: the images (B, C, H, W) as a Tensor on `device`, the
+    labels (B,) as a NumPy array on the host (a loader may yield either as arrays or as Tensors)."""
+    if isinstance(images, Tensor):
+        images = images.data
+    if isinstance(labels, Tensor):
+        labels = labels.data
+    return Tensor(backend.to_device(images, device)), backend.to_numpy(labels)
+
+
 def evaluate(model, loader, device="cpu") -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` over every batch of `loader`, in eval mode; the
     metrics are read from the device once, at the end."""
     stats, pending = EpochStats(), PendingBatches()
     with model.evaluating(), no_grad():
         for batch, (images, labels) in enumerate(loader, start=1):
-            logits = model(Tensor(backend.to_device(images, device)))
+            images, labels = batch_arrays(images, labels, device)
+            logits = model(images)
             pending.add(batch, cross_entropy(logits, labels), logits, labels)
     for _, loss, correct, size in pending.read():
         stats.add(loss, correct, size)
@@ -133,8 +148,9 @@ def evaluate(model, loader, device="cpu") -> tuple[float, float]:
 
 class Trainer:
     """Trains `model` with `optimizer` (and an optional per-epoch `scheduler`) on `train_loader`,
-    evaluating on `test_loader`, writing into the run folder `out_dir` (`self.run_folder`, a RunFolder;
-    `train` and `resume` hold its lock around `fit`). `meta` is stored in every checkpoint
+    evaluating on `test_loader` (None: no test set), writing into the run folder `out_dir`
+    (`self.run_folder`, a RunFolder, or None to write nothing; `train`, `resume` and `mc.fit` hold its
+    lock around `fit`). `meta` is stored in every checkpoint
     (what is needed to rebuild the model and its data later: names, classes, normalisation).
     `sync_every`: batches between reads of the loss and accuracy (see the module's docstring);
     default 1 on the CPU, GPU_SYNC_EVERY on a GPU."""
@@ -143,7 +159,8 @@ class Trainer:
                  meta: dict | None = None, callbacks: Callbacks | None = None, sync_every: int | None = None):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.test_loader = train_loader, test_loader
-        self.run_folder, self.device = RunFolder(out_dir), backend.device(device)
+        self.run_folder = RunFolder(out_dir) if out_dir is not None else None
+        self.device = backend.device(device)
         if sync_every is None:
             sync_every = 1 if self.device.type == "cpu" else GPU_SYNC_EVERY
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
@@ -179,7 +196,8 @@ class Trainer:
 
     def fit(self, epochs: int) -> list[dict]:
         """Train until `epochs` epochs are done (counting those of a restored run); returns their metrics."""
-        self.run_folder.path.mkdir(parents=True, exist_ok=True)
+        if self.run_folder is not None:
+            self.run_folder.path.mkdir(parents=True, exist_ok=True)
         history = []
         while self.epoch < epochs:
             history.append(self._run_epoch(self.epoch + 1, epochs))
@@ -194,7 +212,8 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         for batch, (images, labels) in enumerate(self.train_loader, start=1):
-            logits = self.model(Tensor(backend.to_device(images, self.device)))
+            images, labels = batch_arrays(images, labels, self.device)
+            logits = self.model(images)
             loss = cross_entropy(logits, labels)  # labels from the host: checked there, copied once
             pending.add(batch, loss, logits, labels)
             read = batch % self.sync_every == 0 or batch == batches
@@ -208,13 +227,11 @@ class Trainer:
         seconds = time.perf_counter() - start
         if self.scheduler is not None:
             self.scheduler.step()
-        self.callbacks.on_evaluate_start(epoch, len(self.test_loader))
-        test_loss, test_accuracy = evaluate(self.model, self.test_loader, self.device)
-        metrics = {
-            "epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
-            "test_loss": test_loss, "test_accuracy": test_accuracy, "seconds": seconds,
-            "images_per_second": stats.seen / seconds, "lr": lr,
-        }
+        metrics = {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+        if self.test_loader is not None:
+            self.callbacks.on_evaluate_start(epoch, len(self.test_loader))
+            metrics["test_loss"], metrics["test_accuracy"] = evaluate(self.model, self.test_loader, self.device)
+        metrics.update(seconds=seconds, images_per_second=stats.seen / seconds, lr=lr)
         self._save(metrics)
         self.callbacks.on_epoch_end(metrics)
         return metrics
@@ -231,6 +248,8 @@ class Trainer:
 
     def _kept(self) -> str:
         """What a stopped run leaves: the checkpoint of the last finished epoch, if any."""
+        if self.run_folder is None:
+            return "nothing was saved (no run folder: give mc.fit an out= folder to keep checkpoints)"
         if not self.epoch:
             return "no epoch had finished, so there is no checkpoint"
         return f"the last good checkpoint (epoch {self.epoch}) is kept in {self.run_folder.last}"
@@ -246,8 +265,11 @@ class Trainer:
                 f"training stopped without saving it. Lower the learning rate (--lr); {self._kept()}"
             )
         self.epoch = metrics["epoch"]
-        improved = metrics["test_accuracy"] > self.best_accuracy
+        accuracy = metrics.get("test_accuracy")
+        improved = accuracy is None or accuracy > self.best_accuracy
         if improved:
-            self.best_accuracy, self.best_epoch = metrics["test_accuracy"], self.epoch
-        state = {**self.state(), "metrics": metrics}
-        self.run_folder.record_epoch(metrics, model_state, self.optimizer.state_dict(), state, improved)
+            self.best_epoch = self.epoch
+            self.best_accuracy = self.best_accuracy if accuracy is None else accuracy
+        if self.run_folder is not None:
+            state = {**self.state(), "metrics": metrics}
+            self.run_folder.record_epoch(metrics, model_state, self.optimizer.state_dict(), state, improved)

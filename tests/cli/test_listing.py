@@ -2,6 +2,8 @@
 tests/plugin/test_manager.py)."""
 
 import json
+import re
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -58,3 +60,30 @@ def test_optimizers_and_schedules_list_minicnn_s_own():
     names = [r["name"] for r in json.loads(runner.invoke(app, ["schedules", "--json"]).output)]
     assert names == ["cosine", "none", "step"]
     assert "no schedules match 'zzz*'" in runner.invoke(app, ["schedules", "zzz*"]).output
+
+
+def test_a_pattern_that_matches_nothing_exits_1_and_says_what_to_do():
+    result = runner.invoke(app, ["models", "zzz*"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: no models match 'zzz*' (`minicnn models` lists them all)"
+    close = runner.invoke(app, ["models", "lenet6"])
+    assert close.exit_code == 1 and "no models match 'lenet6'; did you mean 'lenet5'" in " ".join(close.stderr.split())
+    layers = runner.invoke(app, ["layers", "Conv3d"])
+    assert layers.exit_code == 1 and "did you mean 'Conv2d'" in layers.stderr and "`minicnn layers`" in layers.stderr
+    as_json = runner.invoke(app, ["datasets", "zzz*", "--json"])
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout) == [] and "no datasets match" in as_json.stderr
+
+
+def test_models_are_listed_in_natural_order_in_the_table_and_as_json():
+    names = [r["name"] for r in json.loads(runner.invoke(app, ["models", "resnet*", "--json"]).stdout)]
+    numbers = [int(name.removeprefix("resnet")) for name in names if name.removeprefix("resnet").isdigit()]
+    assert numbers == sorted(numbers) and {18, 34, 50, 101} <= set(numbers)
+    table = runner.invoke(app, ["models", "resnet*"], env={"COLUMNS": "200"}).stdout
+    rows = [line.split()[1] for line in table.splitlines() if line.startswith("│ resnet")]
+    assert rows == names
+
+
+def test_the_readme_shows_no_command_line_that_pipes_minicnn_into_minicnn():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    piped = [line for line in readme.splitlines() if re.search(r"^\s*(\$ )?minicnn\b[^#]*\|\s*minicnn\b", line)]
+    assert piped == []

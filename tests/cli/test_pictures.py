@@ -13,7 +13,7 @@ runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("isolated")  # tests/conftest.py: no real cache or mirror
 needs_matplotlib = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import matplotlib"], capture_output=True).returncode != 0,
-    reason="matplotlib is not installed (pip install 'minicnn[plot]')",
+    reason='matplotlib is not installed (pip install -e ".[plot]")',
 )
 
 
@@ -33,7 +33,7 @@ def assert_fails(result, *fragments: str):
 
 
 @needs_matplotlib
-@pytest.mark.parametrize("target", ["best.npz", ""], ids=["checkpoint", "run-folder"])
+@pytest.mark.parametrize("target", ["best.safetensors", ""], ids=["checkpoint", "run-folder"])
 def test_visualize_writes_and_prints_the_filters_and_each_convolution_s_maps(trained_lenet, target, tmp_path, assert_picture):
     out, digit = trained_lenet
     result = runner.invoke(app, ["visualize", str(out / target), str(digit), "--out", str(tmp_path / "pictures")])
@@ -65,7 +65,7 @@ def test_visualize_fails_cleanly_for_a_bad_checkpoint_or_image(trained_lenet, tm
     assert_fails(runner.invoke(app, ["visualize", str(tmp_path / "none.npz"), str(digit)]), "checkpoint", "none.npz not found")
     (tmp_path / "junk.npz").write_bytes(b"not an archive")
     assert_fails(runner.invoke(app, ["visualize", str(tmp_path / "junk.npz"), str(digit)]), "not a minicnn checkpoint")
-    assert_fails(runner.invoke(app, ["visualize", str(out / "best.npz"), str(tmp_path / "none.png")]), "image", "none.png not found")
+    assert_fails(runner.invoke(app, ["visualize", str(out / "best.safetensors"), str(tmp_path / "none.png")]), "image", "none.png not found")
 
 
 @needs_matplotlib
@@ -82,5 +82,6 @@ def test_without_matplotlib_each_command_says_how_to_install_it(trained_lenet, c
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     arguments = [str(out)] if command == "plot" else [str(out), str(digit), "--out", str(tmp_path / "pictures")]
     result = runner.invoke(app, [command, *arguments])
-    assert_fails(result, f"minicnn {command} needs matplotlib: pip install 'minicnn[plot]'")
+    assert_fails(result, f'minicnn {command} needs matplotlib: install it with `pip install "minicnn-framework[plot]"` '
+                         '(from a source checkout: `pip install -e ".[plot]"`)')
     assert not (tmp_path / "pictures").exists()

@@ -1,9 +1,12 @@
-"""DataLoader: coverage per epoch, reproducible shuffles and augmentation, drop_last, scaling, fallback."""
+"""DataLoader: coverage per epoch, reproducible shuffles and augmentation, drop_last, scaling, fallback,
+and batches as Tensors on a device."""
 
 import numpy as np
 import pytest
 
 import minicnn as mc
+import minicnn.functional as F
+from minicnn import nn
 from minicnn.data import ArrayDataset, DataLoader, Dataset
 from minicnn.data.transforms import RandomHorizontalFlip
 
@@ -98,3 +101,50 @@ def test_a_generic_dataset_is_stacked_and_scaled():
 def test_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         DataLoader(numbered(), batch_size=0)
+
+
+def test_as_tensors_yields_the_same_batches_as_tensors():
+    arrays = list(DataLoader(numbered(10), batch_size=4, shuffle=True, seed=2))
+    tensors = list(DataLoader(numbered(10), batch_size=4, shuffle=True, seed=2, as_tensors=True))
+    assert len(tensors) == len(arrays) == 3
+    for (images, labels), (x, y) in zip(tensors, arrays):
+        assert isinstance(images, mc.Tensor) and isinstance(labels, mc.Tensor)
+        assert images.dtype == np.float32 and labels.dtype == np.int64
+        assert images.device == labels.device == mc.device("cpu") and not images.requires_grad
+        np.testing.assert_array_equal(images.numpy(), x)
+        np.testing.assert_array_equal(labels.numpy(), y)
+
+
+def test_tensor_batches_drive_a_training_step_written_the_pytorch_way():
+    mc.manual_seed(0)
+    model = nn.Linear(6, 3)
+    for images, labels in DataLoader(numbered(6), batch_size=3, as_tensors=True, device="cpu"):
+        loss = F.cross_entropy(model(images.view(images.size(0), -1)), labels)
+        loss.backward()
+    assert model.weight.grad is not None and model.weight.grad.shape == (3, 6)
+
+
+def test_a_device_without_as_tensors_is_refused_saying_what_to_add():
+    with pytest.raises(ValueError, match="pass as_tensors=True as well"):
+        DataLoader(numbered(), batch_size=2, device="cpu")
+
+
+def test_a_gpu_that_is_not_there_is_reported_when_the_loader_is_made():
+    if mc.gpu_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(mc.DeviceError, match="no usable CUDA GPU|CuPy is not installed"):
+        DataLoader(numbered(), batch_size=2, as_tensors=True, device="cuda")
+
+
+def test_repr_says_when_batches_are_tensors():
+    assert "as_tensors" not in repr(DataLoader(numbered(), batch_size=2))
+    assert repr(DataLoader(numbered(), batch_size=2, seed=1, as_tensors=True)).endswith(
+        "epoch=0, as_tensors=True, device='cpu')")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not mc.gpu_available(), reason="needs an NVIDIA GPU and CuPy")
+def test_tensor_batches_on_the_gpu():
+    images, labels = next(iter(DataLoader(numbered(4), batch_size=4, as_tensors=True, device="cuda")))
+    assert images.device == labels.device == mc.device("cuda:0") and labels.dtype == np.int64
+    assert ids(images.numpy()) == [0, 1, 2, 3] and labels.numpy().tolist() == [0, 1, 2, 0]

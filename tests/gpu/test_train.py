@@ -102,10 +102,10 @@ def test_train_on_cuda_follows_the_cpu_run_and_its_checkpoint_loads_on_the_cpu(t
     for key in ("train_loss", "test_loss"):
         np.testing.assert_allclose(on_gpu[key], on_cpu[key], rtol=1e-3, err_msg=key)
 
-    checkpoint = runs["cuda"].out_dir / "last.npz"
+    checkpoint = runs["cuda"].out_dir / "last.safetensors"
     saved = load_checkpoint(checkpoint)
     assert all(isinstance(value, np.ndarray) for value in saved.model.values())
-    assert_states_close(saved.model, load_checkpoint(runs["cpu"].out_dir / "last.npz").model, 1e-3)
+    assert_states_close(saved.model, load_checkpoint(runs["cpu"].out_dir / "last.safetensors").model, 1e-3)
     model, meta = model_from_checkpoint(checkpoint)
     assert meta["config"]["device"] == "cuda"
     assert all(p.device == CPU for p in model.parameters())
@@ -135,12 +135,12 @@ def test_a_run_with_dropout_stopped_and_resumed_on_the_gpu_ends_with_the_same_we
     straight = train(config("straight"), notify=quiet)
     with pytest.raises(Stopped):
         train(config("stopped"), callbacks=StopAfterFirstEpoch(), notify=quiet)
-    halfway = load_checkpoint(tmp_path / "stopped" / "last.npz").meta
+    halfway = load_checkpoint(tmp_path / "stopped" / "last.safetensors").meta
     assert halfway["epoch"] == 1 and halfway["rng_state"]["cuda:0"]["draws"] >= 2 * 4  # 2 masks a batch
     resumed = resume(tmp_path / "stopped", notify=quiet)
     assert [m["epoch"] for m in resumed.history] == [2]
-    expected = load_checkpoint(straight.out_dir / "last.npz")
-    finished = load_checkpoint(tmp_path / "stopped" / "last.npz")
+    expected = load_checkpoint(straight.out_dir / "last.safetensors")
+    finished = load_checkpoint(tmp_path / "stopped" / "last.safetensors")
     assert finished.meta["rng_state"] == expected.meta["rng_state"]
     assert list(finished.model) == list(expected.model)
     for name, value in expected.model.items():

@@ -81,7 +81,7 @@ def load(**environ) -> PluginSystem:
 def test_builtin_layers_and_lenet_are_there():
     system = load()
     assert "Conv2d" in system.registries["layers"] and "lenet5" in system.registries["models"]
-    assert system.plugins["layers"].distribution == "minicnn"
+    assert system.plugins["layers"].distribution == "minicnn-framework"
     assert system.plugins["lenet"].provides == {"models": ["lenet5"]}
 
 
@@ -314,10 +314,11 @@ def test_an_optimizer_without_a_usable_default_lr_is_refused(site, default_lr):
 def test_a_third_party_plugin_named_like_a_shipped_one_is_refused(site):
     site("lenet", "lenet_impostor", IMPOSTOR, distribution="lenet-impostor")  # found before minicnn on sys.path
     system = load()
-    assert system.plugins["lenet"].distribution == "minicnn" and system.plugins["lenet"].status == "loaded"
+    assert system.plugins["lenet"].distribution == "minicnn-framework" and system.plugins["lenet"].status == "loaded"
     impostor = system.plugins["lenet (lenet-impostor)"]
     assert impostor.status == "failed"
-    assert impostor.errors == ["refused: another distribution (minicnn) already uses the plugin name 'lenet' and keeps it"]
+    assert impostor.errors == ["refused: another distribution (minicnn-framework) already uses the plugin name 'lenet' "
+                               "and keeps it"]
     assert type(system.registries["models"].get("lenet5").target()).__name__ == "LeNet5"
 
 

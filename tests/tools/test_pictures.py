@@ -14,10 +14,11 @@ from minicnn import nn
 from minicnn.inference import model_from_checkpoint
 from minicnn.tools import pictures
 
-MISSING = "needs matplotlib: pip install 'minicnn[plot]'"
+MISSING = ('needs matplotlib: install it with `pip install "minicnn-framework[plot]"` '
+           '(from a source checkout: `pip install -e ".[plot]"`)')
 needs_matplotlib = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import matplotlib"], capture_output=True).returncode != 0,
-    reason="matplotlib is not installed (pip install 'minicnn[plot]')",
+    reason='matplotlib is not installed (pip install -e ".[plot]")',
 )
 
 
@@ -82,7 +83,7 @@ def test_tile_lays_images_out_row_by_row_with_gaps():
 
 def test_read_input_reads_the_image_as_predict_does(trained_lenet):
     out, digit = trained_lenet
-    _, meta = model_from_checkpoint(out / "best.npz")
+    _, meta = model_from_checkpoint(out / "best.safetensors")
     pixels, normalised = pictures.read_input(digit, meta)
     assert pixels.shape == (1, 28, 28) and pixels.dtype == np.uint8
     mean, std = meta["normalize"]["mean"][0], meta["normalize"]["std"][0]
@@ -106,8 +107,8 @@ def test_plot_training_errors_name_what_is_missing_before_drawing(tmp_path):
 @needs_matplotlib
 def test_visualize_checkpoint_draws_the_filters_and_one_picture_per_convolution(trained_lenet, tmp_path, assert_picture):
     out, digit = trained_lenet
-    paths = pictures.visualize_checkpoint(out / "best.npz", digit, tmp_path / "pictures")
-    model, _ = model_from_checkpoint(out / "best.npz")
+    paths = pictures.visualize_checkpoint(out / "best.safetensors", digit, tmp_path / "pictures")
+    model, _ = model_from_checkpoint(out / "best.safetensors")
     maps = [path for path in paths if path.name.startswith("feature-maps-")]
     assert [path.name for path in maps] == ["feature-maps-01-features.0.png", "feature-maps-02-features.3.png"]
     assert len(maps) == len(pictures.conv_layers(model))

@@ -54,7 +54,7 @@ def test_training_a_spec_with_the_wrong_output_count_stops_before_the_first_epoc
     out = tmp_path / "run"
     with pytest.raises(ModelDataMismatch, match="gives 37 outputs .* has 10 classes"):
         train(TrainConfig(model=spec(tmp_path, 37), dataset="digits", epochs=1, out=str(out)), notify=quiet)
-    assert not (out / "last.npz").exists() and not (out / "metrics.jsonl").exists()
+    assert not (out / "last.safetensors").exists() and not (out / "metrics.jsonl").exists()
 
 
 def test_training_on_images_too_small_for_the_model_stops_before_the_first_epoch(tmp_path):
@@ -69,4 +69,4 @@ def test_training_on_images_too_small_for_the_model_stops_before_the_first_epoch
     config = TrainConfig(dataset="image-folder", data_dir=str(tmp_path / "faces"), epochs=1, out=str(out))
     with pytest.raises(ModelDataMismatch, match=r"cannot train on 'image-folder' \(1x20x20 images\)"):
         train(config, notify=quiet)
-    assert not (out / "last.npz").exists()
+    assert not (out / "last.safetensors").exists()

@@ -35,6 +35,8 @@ from minicnn.train.config import default
         ("schedule", "linear", "unknown schedule 'linear': use cosine, step or none"),
         ("model", "", "model must be a registered model name or a .toml spec path"),
         ("model_options", [1], "model_options must be a dict"),
+        ("normalize", "yes", "normalize must be True or False, got 'yes'"),
+        ("python_objects", ["model"], "python_objects must be a dict"),
     ],
 )
 def test_a_setting_that_cannot_work_is_refused_by_name(setting, value, expected):

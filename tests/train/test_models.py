@@ -9,7 +9,7 @@ import pytest
 
 import minicnn as mc
 from minicnn.tools.spec import SpecError, load_spec
-from minicnn.train import CheckpointError, load_checkpoint, resolve_model
+from minicnn.train import CheckpointError, load_checkpoint, resolve_model, save_checkpoint
 from minicnn.train.models import reference_kind
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "lenet5.toml"
@@ -37,11 +37,11 @@ def test_a_spec_fixes_its_layers_ignores_defaults_and_refuses_options():
         resolve_model(str(SPEC), num_classes=3)
 
 
-@pytest.mark.parametrize("target", ["best.npz", ""], ids=["checkpoint", "run-folder"])
+@pytest.mark.parametrize("target", ["best.safetensors", ""], ids=["checkpoint", "run-folder"])
 def test_a_checkpoint_or_its_run_folder_gives_the_trained_model_in_eval_mode(trained_lenet, target):
     out, _ = trained_lenet
     model, meta = resolve_model(out / target)
-    best = load_checkpoint(out / "best.npz")
+    best = load_checkpoint(out / "best.safetensors")
     assert not model.training and meta == best.meta and meta["classes"] == [str(d) for d in range(10)]
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, best.model[name], err_msg=name)
@@ -51,21 +51,22 @@ def test_a_checkpoint_or_its_run_folder_gives_the_trained_model_in_eval_mode(tra
 
 def test_a_checkpoint_with_a_nan_weight_is_refused_naming_it(trained_lenet, tmp_path):
     out, _ = trained_lenet
-    with np.load(out / "best.npz", allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    arrays["model/features.0.weight"] = np.full_like(arrays["model/features.0.weight"], np.nan)
-    np.savez(tmp_path / "nan.npz", **arrays)
+    best = load_checkpoint(out / "best.safetensors")
+    best.model["features.0.weight"] = np.full_like(best.model["features.0.weight"], np.nan)
+    save_checkpoint(tmp_path / "nan.safetensors", best.model, best.optimizer, best.meta)
     with pytest.raises(CheckpointError, match="weight 'features.0.weight' holds NaN or infinite values"):
-        resolve_model(tmp_path / "nan.npz")
+        resolve_model(tmp_path / "nan.safetensors")
 
 
 def test_which_kind_a_reference_is(tmp_path):
-    with zipfile.ZipFile(tmp_path / "weights", "w"):  # a checkpoint renamed without its .npz
+    with zipfile.ZipFile(tmp_path / "weights", "w"):  # an earlier version's checkpoint renamed without its .npz
         pass
+    mc.save({"w": np.zeros(2)}, tmp_path / "trained")  # safetensors without its suffix
     (tmp_path / "net").write_text("[[layers]]\n")  # a spec without its .toml
     found = {str(ref): reference_kind(ref) for ref in
-             (tmp_path, tmp_path / "gone.npz", tmp_path / "weights", tmp_path / "net", "net.toml", "lenet5")}
-    assert list(found.values()) == ["checkpoint", "checkpoint", "checkpoint", "spec", "spec", "name"]
+             (tmp_path, tmp_path / "gone.npz", tmp_path / "gone.safetensors", tmp_path / "weights", tmp_path / "trained",
+              tmp_path / "net", "net.toml", "lenet5")}
+    assert list(found.values()) == ["checkpoint"] * 5 + ["spec", "spec", "name"]
     assert reference_kind(tmp_path / "gone.npz", accept=("spec", "name")) == "name"
     assert reference_kind("lenet5", accept=("checkpoint",)) == "checkpoint"
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from minicnn.data import DataUnavailableError
-from minicnn.train import CheckpointError, NonFiniteLossError, TrainConfig, load_checkpoint, resume, train
+from minicnn.train import CheckpointError, NonFiniteLossError, RunFolder, TrainConfig, load_checkpoint, resume, train
 
 TIMES = ("seconds", "images_per_second")
 
@@ -56,11 +56,11 @@ def test_the_run_folder_holds_config_metrics_and_checkpoints(digits_run):
     out = result.out_dir
     assert result.dataset == "digits" and result.fallback_reason is None and len(result.history) == 3
     assert sorted(p.name for p in out.iterdir()) == [
-        "best.json", "best.npz", "config.json", "last.json", "last.npz", "metrics.jsonl"]
+        "best.json", "best.safetensors", "config.json", "last.json", "last.safetensors", "metrics.jsonl"]
     saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert saved == asdict(config) and TrainConfig.from_dict(saved) == config
     assert logged(out) == result.history and [m["epoch"] for m in result.history] == [1, 2, 3]
-    last = load_checkpoint(out / "last.npz")
+    last = load_checkpoint(out / "last.safetensors")
     assert last.meta["epoch"] == 3 and last.meta["config"] == saved and last.meta["dataset"] == "digits"
     assert last.meta["classes"] == [str(d) for d in range(10)] and last.meta["input_size"] == [1, 28, 28]
     assert result.history[-1]["test_accuracy"] >= 0.8
@@ -69,7 +69,7 @@ def test_the_run_folder_holds_config_metrics_and_checkpoints(digits_run):
 def test_the_same_seed_gives_identical_weights_and_metrics(digits_run, tmp_path):
     first, _ = digits_run
     second = train(digits_config(tmp_path / "again"), notify=quiet)
-    for name in ("last.npz", "best.npz"):
+    for name in ("last.safetensors", "best.safetensors"):
         a, b = load_checkpoint(first.out_dir / name), load_checkpoint(second.out_dir / name)
         assert_same_arrays(a.model, b.model)
         assert_same_arrays(a.optimizer["arrays"], b.optimizer["arrays"])
@@ -79,7 +79,7 @@ def test_the_same_seed_gives_identical_weights_and_metrics(digits_run, tmp_path)
 def test_another_seed_gives_other_weights(digits_run, tmp_path):
     first, _ = digits_run
     other = train(digits_config(tmp_path / "other", seed=1), notify=quiet)
-    a, b = load_checkpoint(first.out_dir / "last.npz").model, load_checkpoint(other.out_dir / "last.npz").model
+    a, b = load_checkpoint(first.out_dir / "last.safetensors").model, load_checkpoint(other.out_dir / "last.safetensors").model
     assert not any(np.array_equal(a[name], b[name]) for name in a if name.endswith("weight"))
     assert without_times(other.history) != without_times(first.history)
 
@@ -120,13 +120,13 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_final_weights(digits_run,
             process.kill()
             process.wait()
     assert process.returncode == -signal.SIGKILL
-    stopped_at = load_checkpoint(out / "last.npz").meta["epoch"]
+    stopped_at = load_checkpoint(out / "last.safetensors").meta["epoch"]
     assert stopped_at in (1, 2), "the run was not stopped before its end"
 
     resumed = resume(out, notify=quiet)
     assert [m["epoch"] for m in resumed.history] == list(range(stopped_at + 1, 4))
     straight, _ = digits_run
-    a, b = load_checkpoint(out / "last.npz"), load_checkpoint(straight.out_dir / "last.npz")
+    a, b = load_checkpoint(out / "last.safetensors"), load_checkpoint(straight.out_dir / "last.safetensors")
     assert_same_arrays(a.model, b.model)
     assert_same_arrays(a.optimizer["arrays"], b.optimizer["arrays"])
     assert a.meta["rng_state"] == b.meta["rng_state"] and a.meta["epoch"] == 3
@@ -136,10 +136,10 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_final_weights(digits_run,
 
 def test_resuming_a_finished_run_has_nothing_left_to_do(digits_run):
     result, _ = digits_run
-    before = (result.out_dir / "last.npz").read_bytes()
+    before = (result.out_dir / "last.safetensors").read_bytes()
     again = resume(result.out_dir, notify=quiet)
     assert again.history == [] and again.out_dir == result.out_dir
-    assert (result.out_dir / "last.npz").read_bytes() == before and len(logged(result.out_dir)) == 3
+    assert (result.out_dir / "last.safetensors").read_bytes() == before and len(logged(result.out_dir)) == 3
 
 
 def test_resuming_a_folder_that_is_not_a_run(tmp_path):
@@ -152,7 +152,7 @@ def test_resuming_a_folder_that_is_not_a_run(tmp_path):
 def test_resuming_a_run_with_a_corrupt_last_checkpoint(tmp_path):
     out = tmp_path / "run"
     train(digits_config(out, epochs=1, limit_train=200), notify=quiet)
-    (out / "last.npz").write_bytes((out / "last.npz").read_bytes()[:1000])
+    (out / "last.safetensors").write_bytes((out / "last.safetensors").read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         resume(out, notify=quiet)
 
@@ -188,7 +188,7 @@ def test_offline_without_a_dataset_falls_back_to_digits(tmp_path, offline):
     assert "dataset 'mnist' is not available" in reason and "'digits'" in reason
     assert str(offline / "mnist") in reason and os.environ["MINICNN_MIRROR"].rstrip("/") in reason and "unreachable" in reason
     assert json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))["dataset"] == "digits"
-    assert load_checkpoint(tmp_path / "run" / "last.npz").meta["dataset"] == "digits"
+    assert load_checkpoint(tmp_path / "run" / "last.safetensors").meta["dataset"] == "digits"
 
 
 def test_the_default_run_folder_is_named_after_the_dataset_actually_used(tmp_path, offline, monkeypatch):
@@ -196,7 +196,7 @@ def test_the_default_run_folder_is_named_after_the_dataset_actually_used(tmp_pat
     result = train(TrainConfig(epochs=1, seed=0, limit_train=100), notify=quiet)
     assert result.dataset == "digits"
     assert result.out_dir.parent == Path("runs") and result.out_dir.name.startswith("lenet5-digits-")
-    assert (tmp_path / result.out_dir / "last.npz").exists()
+    assert (tmp_path / result.out_dir / "last.safetensors").exists()
 
 
 def test_a_dataset_named_explicitly_never_falls_back(tmp_path, offline):
@@ -205,7 +205,7 @@ def test_a_dataset_named_explicitly_never_falls_back(tmp_path, offline):
         train(TrainConfig(dataset="mnist", epochs=1, seed=0, out=str(tmp_path / "run")), notify=notes.append)
     assert raised.value.dataset == "mnist" and notes == []
     assert any(os.environ["MINICNN_MIRROR"].rstrip("/") in place for place in raised.value.tried)
-    assert not (tmp_path / "run" / "last.npz").exists()
+    assert not (tmp_path / "run" / "last.safetensors").exists()
 
 
 def test_a_short_real_mnist_run_passes_a_clear_accuracy_bar(tmp_path, shared_mnist):
@@ -215,7 +215,7 @@ def test_a_short_real_mnist_run_passes_a_clear_accuracy_bar(tmp_path, shared_mni
     assert result.dataset == "mnist" and result.fallback_reason is None
     best = max(m["test_accuracy"] for m in result.history)
     assert best >= 0.95, result.history
-    assert load_checkpoint(tmp_path / "mnist" / "best.npz").meta["best_accuracy"] == best
+    assert load_checkpoint(tmp_path / "mnist" / "best.safetensors").meta["best_accuracy"] == best
 
 
 def test_channel_statistics_match_numpy_over_slices_that_do_not_divide_the_dataset():
@@ -228,3 +228,27 @@ def test_channel_statistics_match_numpy_over_slices_that_do_not_divide_the_datas
     as_float = images.astype(np.float64) / 255
     np.testing.assert_allclose(stats["mean"], as_float.mean(axis=(0, 2, 3)), rtol=1e-12)
     np.testing.assert_allclose(stats["std"], as_float.std(axis=(0, 2, 3)) + 1e-8, rtol=1e-12)
+
+
+def test_normalize_false_trains_on_the_images_as_given_and_records_statistics_that_change_nothing(tmp_path, monkeypatch):
+    from minicnn.data import DataLoader
+
+    seen = []
+    batches = DataLoader._batches
+    monkeypatch.setattr(DataLoader, "_batches", lambda self, epoch: (seen.append(b) or b for b in batches(self, epoch)))
+    result = train(digits_config(tmp_path / "run", epochs=1, limit_train=64, normalize=False), notify=quiet)
+    meta = load_checkpoint(RunFolder(result.out_dir).last).meta
+    assert meta["normalize"] == {"mean": [0.0], "std": [1.0]} and meta["config"]["normalize"] is False
+    images = np.concatenate([images for images, _ in seen])
+    assert images.min() == 0.0 and images.max() == 1.0  # the digits' pixels scaled to [0, 1], nothing more
+
+
+def test_a_run_of_python_objects_is_not_resumed_from_its_settings(tmp_path):
+    config = digits_config(tmp_path / "run", epochs=1, limit_train=64)
+    config.python_objects = {"model": "mine.Net", "train": "arrays"}
+    RunFolder(tmp_path / "run").check_new()
+    with RunFolder(tmp_path / "run").claim_new():
+        RunFolder(tmp_path / "run").start(config)
+    with pytest.raises(ValueError, match=r"trained with mc.fit on Python objects \(model: mine.Net, train: arrays\).*"
+                                         r"resume it with mc.fit\(model, train, test, resume="):
+        resume(tmp_path / "run", notify=quiet)

@@ -20,6 +20,7 @@ import minicnn.train.files as files
 from minicnn.train import (
     RunFolderError, RunFolderInUse, TrainConfig, Trainer, WriteError, load_checkpoint, resume, train,
 )
+from minicnn.inference import evaluate_checkpoint
 from minicnn.train.run_folder import LOCK_NAME, RunFolder
 
 SPEC = """name = "linear"
@@ -33,7 +34,7 @@ type = "Linear"
 in_features = 784
 out_features = 10
 """
-RUN_FILES = ["best.json", "best.npz", "config.json", "last.json", "last.npz", "metrics.jsonl"]
+RUN_FILES = ["best.json", "best.safetensors", "config.json", "last.json", "last.safetensors", "metrics.jsonl"]
 
 
 def quiet(message):
@@ -79,7 +80,7 @@ def assert_same_checkpoint(a, b):
 def test_the_files_of_a_run_and_the_checkpoint_a_folder_stands_for(tmp_path):
     folder = RunFolder(tmp_path)
     assert [folder.config_file, folder.metrics_file, folder.last, folder.best] == [
-        tmp_path / "config.json", tmp_path / "metrics.jsonl", tmp_path / "last.npz", tmp_path / "best.npz"]
+        tmp_path / "config.json", tmp_path / "metrics.jsonl", tmp_path / "last.safetensors", tmp_path / "best.safetensors"]
     assert RunFolder.checkpoint_for(tmp_path) == tmp_path  # no best checkpoint yet: the folder itself
     folder.best.write_bytes(b"")
     assert RunFolder.checkpoint_for(tmp_path) == folder.best == RunFolder.checkpoint_for(str(tmp_path))
@@ -131,7 +132,7 @@ def test_a_second_run_or_resume_is_refused_while_one_runs_and_not_after_it_is_ki
     with open(tmp_path / "output.txt", "wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         try:
-            wait_for(lambda: (out / "last.npz").exists(), process, tmp_path / "output.txt")
+            wait_for(lambda: (out / "last.safetensors").exists(), process, tmp_path / "output.txt")
             holder = rf"PID {process.pid} holds"
             for overwrite in (False, True):
                 with pytest.raises(RunFolderInUse, match=holder):
@@ -143,7 +144,7 @@ def test_a_second_run_or_resume_is_refused_while_one_runs_and_not_after_it_is_ki
             process.kill()
             process.wait()
     assert (out / LOCK_NAME).read_text().strip() == str(process.pid)  # left behind, but no longer locked
-    done = load_checkpoint(out / "last.npz").meta["epoch"]
+    done = load_checkpoint(out / "last.safetensors").meta["epoch"]
     result = resume(out, notify=quiet, epochs=done + 1)
     assert [m["epoch"] for m in result.history] == [done + 1]
     assert sorted(p.name for p in out.iterdir()) == RUN_FILES  # lock and temporary files gone
@@ -190,7 +191,7 @@ def test_a_finished_run_is_refused_and_overwrite_replaces_only_its_files(spec, t
     assert contents(out) == before
     train(config(spec, out, seed=1, epochs=1), notify=quiet, overwrite=True)
     assert json.loads((out / "config.json").read_text())["seed"] == 1 and logged_epochs(out) == [1]
-    assert load_checkpoint(out / "last.npz").meta["epoch"] == 1
+    assert load_checkpoint(out / "last.safetensors").meta["epoch"] == 1
     assert (out / "curves.png").read_bytes() == b"a picture of the first run"
 
 
@@ -207,14 +208,15 @@ def test_a_run_stopped_before_its_first_checkpoint_is_refused_then_resumed_from_
     result = resume(out, notify=notes.append)
     assert [m["epoch"] for m in result.history] == [1, 2] and "starting again from epoch 1" in notes[0]
     assert logged_epochs(out) == [1, 2]
-    for name in ("best.npz", "last.npz"):
+    for name in ("best.safetensors", "last.safetensors"):
         assert_same_checkpoint(load_checkpoint(out / name), load_checkpoint(straight.out_dir / name))
 
 
 def test_temporary_files_of_a_killed_writer_are_removed_at_the_next_start_or_resume(spec, tmp_path):
     out = tmp_path / "run"
     train(config(spec, out, epochs=1), notify=quiet)
-    stale = [".last.npz.tmp", ".best.npz.4242-0badcafe.tmp", ".metrics.jsonl.17-00000000.tmp"]
+    stale = [".last.safetensors.tmp", ".best.safetensors.4242-0badcafe.tmp", ".metrics.jsonl.17-00000000.tmp",
+             ".last.npz.99-12345678.tmp"]
     for name in stale:
         (out / name).write_bytes(b"x" * 1000)
     (out / ".notes.tmp").write_text("not ours")
@@ -249,7 +251,7 @@ train(TrainConfig(model=spec, dataset="digits", limit_train=64, batch_size=32, e
       notify=lambda message: None)
 print(len(renames))
 """
-RENAMES = 14  # config.json and metrics.jsonl, then .json and .npz of best and last in epochs 1-2, of last in 3-4
+RENAMES = 14  # config.json and metrics.jsonl, then .json and .safetensors of best and last in epochs 1-2, of last in 3-4
 
 
 def test_best_and_last_stay_consistent_when_killed_at_any_write(spec, tmp_path, monkeypatch):
@@ -275,12 +277,58 @@ def test_best_and_last_stay_consistent_when_killed_at_any_write(spec, tmp_path, 
             result = resume(out, notify=quiet)
         assert result.best_accuracy == 0.9, kill_at
         for name in ("best", "last"):
-            got, expected = load_checkpoint(out / f"{name}.npz"), load_checkpoint(straight / f"{name}.npz")
+            got, expected = load_checkpoint(out / f"{name}.safetensors"), load_checkpoint(straight / f"{name}.safetensors")
             assert_same_checkpoint(got, expected)
             assert json.loads((out / f"{name}.json").read_text()) == got.meta, (kill_at, name)
-        assert load_checkpoint(out / "best.npz").meta["epoch"] == 2, kill_at
+        assert load_checkpoint(out / "best.safetensors").meta["epoch"] == 2, kill_at
         assert logged_epochs(out) == [1, 2, 3, 4], kill_at
         assert sorted(p.name for p in out.iterdir()) == RUN_FILES, kill_at
+
+
+# -- runs of an earlier minicnn, whose checkpoints are .npz -----------------------------------------
+
+
+def as_earlier_version(folder: Path) -> None:
+    """Rewrite a run's checkpoints as minicnn wrote them before safetensors: last.npz and best.npz of
+    `model/<name>`, `optimizer/<name>` and `__meta__` (JSON bytes, format minicnn-checkpoint-1)."""
+    for name in ("last", "best"):
+        checkpoint = load_checkpoint(folder / f"{name}.safetensors")
+        meta = {**checkpoint.meta, "format": "minicnn-checkpoint-1"}
+        arrays = {f"model/{key}": value for key, value in checkpoint.model.items()}
+        arrays.update({f"optimizer/{key}": value for key, value in checkpoint.optimizer["arrays"].items()})
+        np.savez(folder / f"{name}.npz", **arrays, __meta__=np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8))
+        (folder / f"{name}.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        (folder / f"{name}.safetensors").unlink()
+
+
+def test_a_run_of_an_earlier_version_evaluates_resumes_exactly_and_moves_to_safetensors(spec, tmp_path):
+    straight = train(config(spec, tmp_path / "straight", epochs=3, schedule="none"), notify=quiet).out_dir
+    out = tmp_path / "old"
+    train(config(spec, out, epochs=1, schedule="none"), notify=quiet)  # a constant rate: 1 epoch, then 2 more
+    expected = evaluate_checkpoint(out)
+    as_earlier_version(out)
+    folder = RunFolder(out)
+    assert (folder.last.name, folder.best.name, RunFolder.checkpoint_for(out).name) == ("last.npz", "best.npz", "best.npz")
+    assert evaluate_checkpoint(out) == expected and folder.is_run()
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        train(config(spec, out), notify=quiet)
+    resume(out, notify=quiet, epochs=3)
+    assert folder.last.name == "last.safetensors" and logged_epochs(out) == [1, 2, 3]
+    assert_same_checkpoint(load_checkpoint(folder.last), load_checkpoint(straight / "last.safetensors"))
+    assert_same_checkpoint(load_checkpoint(folder.best), load_checkpoint(straight / "best.safetensors"))
+    train(config(spec, out, epochs=1), notify=quiet, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES  # the .npz went with the run they belonged to
+
+
+def test_a_run_with_a_damaged_config_json_is_still_known_by_its_checkpoint_of_either_format(spec, tmp_path):
+    out = tmp_path / "run"
+    train(config(spec, out, epochs=1), notify=quiet)
+    (out / "config.json").write_text("{cut sho")
+    assert RunFolder(out).is_run()
+    as_earlier_version(out)
+    assert RunFolder(out).is_run()
+    (out / "last.npz").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive: not a checkpoint
+    assert not RunFolder(out).is_run()
 
 
 # -- process-wide settings -------------------------------------------------------------------------
@@ -309,10 +357,10 @@ def test_a_model_that_starts_with_a_blas_product_resumes_bit_exactly(spec, tmp_p
 
     python("-c", STOPPED_RUN, str(spec), str(tmp_path / "straight"), "0")
     python("-c", STOPPED_RUN, str(spec), str(tmp_path / "stopped"), "1")
-    assert load_checkpoint(tmp_path / "stopped" / "last.npz").meta["epoch"] == 1
+    assert load_checkpoint(tmp_path / "stopped" / "last.safetensors").meta["epoch"] == 1
     python("-m", "minicnn", "train", "--resume", str(tmp_path / "stopped"))
-    assert_same_checkpoint(load_checkpoint(tmp_path / "stopped" / "last.npz"),
-                           load_checkpoint(tmp_path / "straight" / "last.npz"))
+    assert_same_checkpoint(load_checkpoint(tmp_path / "stopped" / "last.safetensors"),
+                           load_checkpoint(tmp_path / "straight" / "last.safetensors"))
 
 
 THREADS_AT_START = """

@@ -73,13 +73,13 @@ def test_last_every_epoch_and_best_only_when_test_accuracy_improves(tmp_path, mo
 
     class Watch(Callbacks):
         def on_epoch_end(self, metrics):
-            last, best = load_checkpoint(tmp_path / "last.npz"), load_checkpoint(tmp_path / "best.npz")
+            last, best = load_checkpoint(tmp_path / "last.safetensors"), load_checkpoint(tmp_path / "best.safetensors")
             seen.append((last.meta["epoch"], best.meta["epoch"], best.meta["best_accuracy"]))
 
     make_trainer(tmp_path, callbacks=Watch()).fit(5)
     assert seen == [(1, 1, 0.5), (2, 2, 0.7), (3, 2, 0.7), (4, 2, 0.7), (5, 5, 0.9)]
-    assert load_checkpoint(tmp_path / "last.npz").meta["best_epoch"] == 5
-    last, best = load_checkpoint(tmp_path / "last.npz"), load_checkpoint(tmp_path / "best.npz")
+    assert load_checkpoint(tmp_path / "last.safetensors").meta["best_epoch"] == 5
+    last, best = load_checkpoint(tmp_path / "last.safetensors"), load_checkpoint(tmp_path / "best.safetensors")
     assert last.meta["metrics"] == logged(tmp_path)[-1] and last.meta["model"] == "tiny"
     assert all(np.array_equal(best.model[name], value) for name, value in last.model.items())
 
@@ -90,12 +90,12 @@ def test_best_is_written_before_last_so_last_commits_the_epoch(tmp_path, monkeyp
     renamed, replace = [], os.replace
     monkeypatch.setattr(os, "replace", lambda source, target: (renamed.append(Path(target).name), replace(source, target)))
     make_trainer(tmp_path).fit(2)
-    assert renamed == ["best.json", "best.npz", "last.json", "last.npz", "last.json", "last.npz"]
+    assert renamed == ["best.json", "best.safetensors", "last.json", "last.safetensors", "last.json", "last.safetensors"]
 
 
 def test_a_checkpoint_holds_what_a_resumed_run_needs(tmp_path):
     make_trainer(tmp_path, scheduler=True).fit(2)
-    meta = load_checkpoint(tmp_path / "last.npz").meta
+    meta = load_checkpoint(tmp_path / "last.safetensors").meta
     assert {"epoch", "best_accuracy", "scheduler", "rng_state", "metrics", "optimizer"} <= set(meta)
     assert meta["epoch"] == 2 and meta["scheduler"] is not None and meta["optimizer"]["optimizer"] == "SGD"
 
@@ -130,8 +130,8 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
         trainer.fit(3)
     message = str(raised.value)
     assert "epoch 2, batch 3" in message and "--lr" in message and str(tmp_path) in message
-    last = load_checkpoint(tmp_path / "last.npz")
-    assert last.meta["epoch"] == 1 and load_checkpoint(tmp_path / "best.npz").meta["epoch"] == 1
+    last = load_checkpoint(tmp_path / "last.safetensors")
+    assert last.meta["epoch"] == 1 and load_checkpoint(tmp_path / "best.safetensors").meta["epoch"] == 1
     for name, value in good[1].items():
         assert np.isfinite(last.model[name]).all() and np.array_equal(last.model[name], value), name
     assert not np.array_equal(trainer.model.state_dict()["1.weight"], good[1]["1.weight"])  # epoch 2 had trained on
@@ -158,8 +158,8 @@ def test_non_finite_weights_after_a_finite_loss_are_never_saved(tmp_path):
     assert not np.isfinite(trainer.model.state_dict()["1.weight"]).all()
     message = str(raised.value)
     assert "'1.weight' became NaN or infinite during epoch 2 (the loss was still finite)" in message
-    assert f"the last good checkpoint (epoch 1) is kept in {tmp_path / 'last.npz'}" in message and "--lr" in message
-    for name in ("last.npz", "best.npz"):
+    assert f"the last good checkpoint (epoch 1) is kept in {tmp_path / 'last.safetensors'}" in message and "--lr" in message
+    for name in ("last.safetensors", "best.safetensors"):
         checkpoint = load_checkpoint(tmp_path / name)
         assert checkpoint.meta["epoch"] == 1 and all(np.isfinite(v).all() for v in checkpoint.model.values())
     assert [m["epoch"] for m in logged(tmp_path)] == [1]
@@ -170,13 +170,13 @@ def test_non_finite_weights_in_the_first_epoch_leave_no_checkpoint(tmp_path):
     trainer = make_trainer(tmp_path, lr=1e39, batch_size=48)
     with pytest.raises(NonFiniteWeightsError, match="during epoch 1 .*no epoch had finished, so there is no checkpoint"):
         trainer.fit(1)
-    assert not (tmp_path / "last.npz").exists() and not (tmp_path / "best.npz").exists()
+    assert not (tmp_path / "last.safetensors").exists() and not (tmp_path / "best.safetensors").exists()
 
 
 def test_a_full_disk_while_logging_metrics_names_the_file_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     trainer = make_trainer(tmp_path)
     trainer.fit(1)
-    before = (tmp_path / "last.npz").read_bytes()
+    before = (tmp_path / "last.safetensors").read_bytes()
 
     def full_disk(path, *args, **kwargs):
         if Path(path).name == "metrics.jsonl":
@@ -187,7 +187,7 @@ def test_a_full_disk_while_logging_metrics_names_the_file_and_keeps_the_checkpoi
     with pytest.raises(WriteError, match=rf"could not write {tmp_path / 'metrics.jsonl'} \(No space left on device\); "
                                          "the disk is full: free some space"):
         trainer.fit(2)
-    assert (tmp_path / "last.npz").read_bytes() == before and load_checkpoint(tmp_path / "last.npz").meta["epoch"] == 1
+    assert (tmp_path / "last.safetensors").read_bytes() == before and load_checkpoint(tmp_path / "last.safetensors").meta["epoch"] == 1
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -233,7 +233,7 @@ def test_callbacks_are_called_in_order(tmp_path):
             calls.append(("evaluate", epoch, batches))
 
         def on_epoch_end(self, metrics):
-            assert (tmp_path / "last.npz").exists()  # called once the epoch is saved
+            assert (tmp_path / "last.safetensors").exists()  # called once the epoch is saved
             calls.append(("end", metrics["epoch"]))
 
     history = make_trainer(tmp_path, callbacks=Record()).fit(2)
@@ -253,7 +253,7 @@ def test_restoring_a_checkpoint_continues_exactly(tmp_path):
     straight.fit(4)
     make_trainer(tmp_path / "stopped", dropout_model, lr=0.1, scheduler=True).fit(2)
     resumed = make_trainer(tmp_path / "stopped", dropout_model, lr=0.1, scheduler=True, seed=0)
-    resumed.restore(load_checkpoint(tmp_path / "stopped" / "last.npz"))
+    resumed.restore(load_checkpoint(tmp_path / "stopped" / "last.safetensors"))
     assert resumed.epoch == 2 and resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
     assert [m["epoch"] for m in resumed.fit(4)] == [3, 4]
     for name, value in straight.model.state_dict().items():
@@ -317,7 +317,7 @@ def test_a_non_finite_loss_read_later_is_named_by_the_batch_that_made_it(tmp_pat
     with pytest.raises(NonFiniteLossError, match=r"the loss became (nan|inf) at epoch 1, batch 3: .*--lr"):
         trainer.fit(1)
     assert sabotage.calls == 4
-    assert not (tmp_path / "last.npz").exists() and not (tmp_path / "metrics.jsonl").exists()
+    assert not (tmp_path / "last.safetensors").exists() and not (tmp_path / "metrics.jsonl").exists()
 
 
 def test_pending_batches_read_every_loss_and_prediction_in_two_copies(monkeypatch):
@@ -350,9 +350,73 @@ def test_a_checkpoint_saves_every_device_stream_and_restore_brings_it_back(tmp_p
     trainer = make_trainer(tmp_path, seed=7)
     backend.random_generator("cuda:0").random((4,), "float32")  # what a dropout layer on the GPU draws
     trainer.fit(1)
-    saved = load_checkpoint(tmp_path / "last.npz").meta["rng_state"]
+    saved = load_checkpoint(tmp_path / "last.safetensors").meta["rng_state"]
     assert saved["cuda:0"] == {"seed": 7, "draws": 1}
     resumed = make_trainer(tmp_path, seed=7)  # seeds again, as a resumed run does: the stream restarts
     assert backend.random_generator("cuda:0").state == {"seed": 7, "draws": 0}
-    resumed.restore(load_checkpoint(tmp_path / "last.npz"))
+    resumed.restore(load_checkpoint(tmp_path / "last.safetensors"))
     assert backend.random_generator("cuda:0").state == {"seed": 7, "draws": 1}
+
+
+def test_without_a_run_folder_the_loop_writes_nothing_and_trains_the_same(tmp_path, monkeypatch):
+    written = make_trainer(tmp_path / "run", seed=3).fit(2)
+    monkeypatch.chdir(tmp_path / "run")  # where a relative default would land
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    trainer = make_trainer(None, seed=3)
+    unwritten = trainer.fit(2)
+    assert trainer.run_folder is None and sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+    times = ("seconds", "images_per_second")
+    assert [{k: v for k, v in m.items() if k not in times} for m in unwritten] == \
+           [{k: v for k, v in m.items() if k not in times} for m in written]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_without_a_run_folder_a_non_finite_loss_says_nothing_was_saved():
+    trainer = make_trainer(None, model_factory=lambda: nn.Sequential(nn.Flatten(), nn.Linear(16, 3), Scale()))
+    trainer.model[2].factor = float("inf")
+    with pytest.raises(NonFiniteLossError, match=r"nothing was saved \(no run folder: give mc.fit an out= folder"):
+        trainer.fit(1)
+
+
+def test_without_a_test_set_there_are_no_test_metrics_and_best_follows_the_latest_epoch(tmp_path):
+    trainer = make_trainer(tmp_path)
+    trainer.test_loader = None
+    seen = []
+
+    class Watch(Callbacks):
+        def on_evaluate_start(self, epoch, batches):
+            seen.append(epoch)
+
+    trainer.callbacks = Watch()
+    history = trainer.fit(2)
+    assert [list(m) for m in history] == [["epoch", "train_loss", "train_accuracy", "seconds", "images_per_second", "lr"]] * 2
+    assert seen == [] and trainer.best_epoch == 2
+    assert load_checkpoint(trainer.run_folder.best).meta["epoch"] == 2
+
+
+class TensorBatches:
+    """A loader yielding Tensors (images, labels) rather than arrays, over another loader's batches."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def set_epoch(self, epoch):
+        self.loader.set_epoch(epoch)
+
+    def __iter__(self):
+        return ((mc.tensor(images), mc.tensor(labels)) for images, labels in self.loader)
+
+
+def test_a_loader_of_tensors_trains_as_one_of_arrays(tmp_path):
+    arrays = make_trainer(None, seed=4)
+    expected = arrays.fit(2)
+    tensors = make_trainer(None, seed=4)
+    tensors.train_loader, tensors.test_loader = TensorBatches(tensors.train_loader), TensorBatches(tensors.test_loader)
+    history = tensors.fit(2)
+    assert [m["train_loss"] for m in history] == [m["train_loss"] for m in expected]
+    assert [m["test_accuracy"] for m in history] == [m["test_accuracy"] for m in expected]
+    for name, value in arrays.model.state_dict().items():
+        assert np.array_equal(tensors.model.state_dict()[name], value), name
