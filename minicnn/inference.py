@@ -46,6 +46,9 @@ def evaluate_checkpoint(path, dataset: str | None = None, data_dir: str | None =
     """
     model, meta = model_from_checkpoint(path)
     name = dataset or meta["dataset"]
+    if name is None:  # a model trained from arrays in Python (mc.fit) records no dataset
+        raise ValueError(f"checkpoint {path} was trained on arrays passed to mc.fit, not on a registered dataset: "
+                         "name one to evaluate on (dataset=NAME, --dataset NAME), or use mc.evaluate(model, data) in Python")
     recorded = (meta.get("config") or {}).get("data_dir") if name == meta["dataset"] else None
     try:
         test_set = load_split(name, "test", data_dir or recorded, progress)

@@ -120,3 +120,15 @@ def test_evaluate_falls_back_from_a_recorded_folder_that_is_gone_only_to_say_so(
     assert f"{tmp_path / 'gone'}, the data folder the run {moved} recorded" in str(error.value)
     assert len(str(error.value).splitlines()) == 4 and "--data-dir DIR" in str(error.value)
     assert evaluate_checkpoint(moved, dataset="digits")["images"] == 359  # another dataset: not the recorded folder
+
+
+def test_evaluating_a_run_trained_on_arrays_asks_for_a_dataset(tmp_path):
+    """mc.fit on arrays records no dataset: evaluate_checkpoint names the way out instead of failing
+    inside (it raised "'NoneType' object is not iterable")."""
+    import minicnn as mc
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((32, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 32)
+    mc.fit(mc.create_model("lenet5"), (images, labels), epochs=1, batch_size=16, out=tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="trained on arrays passed to mc.fit.*--dataset NAME"):
+        evaluate_checkpoint(tmp_path / "run")
