@@ -93,6 +93,11 @@ describe_machine() {
     "$PY" -c 'import numpy; print("numpy", numpy.__version__)'
     "$PY" -c 'import cupy; print("cupy", cupy.__version__, "CUDA runtime", cupy.cuda.runtime.runtimeGetVersion())' \
         || echo "cupy: not importable"
+    "$PY" -c 'from cupy.cuda import nccl; print("NCCL", nccl.get_version() if nccl.available else "not available")' \
+        || echo "NCCL: cupy.cuda.nccl not importable"
+    timeout 30 "$PY" -c 'import mpi4py; from mpi4py import MPI
+print("mpi4py", mpi4py.__version__, MPI.Get_library_version().splitlines()[0])' \
+        || echo "mpi4py: not importable (the gpu tests in tests/distributed that start mpiexec skip, failing pytest-gpu)"
     timeout 30 "$PY" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN",
 torch.backends.cudnn.version(), "GPU", torch.cuda.is_available() and torch.cuda.get_device_name(0))' \
         || echo "torch: not importable"

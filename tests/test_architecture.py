@@ -60,6 +60,16 @@ def test_no_module_imports_cupy_at_import_time():
     assert offending(modules_under(""), ("cupy", "cupyx"), top_level_only=True) == []
 
 
+def test_no_module_imports_mpi4py_at_import_time():
+    assert offending(modules_under(""), ("mpi4py",), top_level_only=True) == []
+
+
+def test_distributed_sits_below_training():
+    """The loop uses minicnn.distributed; distributed never reaches up to training, plugins, tools or the CLI."""
+    above = ("minicnn.train", "minicnn.plugin", "minicnn.tools", "minicnn.cli", "minicnn.inference")
+    assert offending(modules_under("distributed"), above) == []
+
+
 def test_a_rule_that_is_broken_is_found(tmp_path):
     """The checker itself: a planted upward import is reported, a lazy one only when asked."""
     planted = tmp_path / "bad.py"
@@ -70,5 +80,13 @@ def test_a_rule_that_is_broken_is_found(tmp_path):
 
 def test_import_minicnn_loads_neither_pluggy_nor_cupy():
     code = "import sys, minicnn; print(sorted(m for m in ('pluggy', 'cupy', 'minicnn.plugin') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_importing_minicnn_or_its_distributed_package_loads_no_mpi4py():
+    """mpi4py initialises MPI when imported: only `minicnn.distributed.world()` may do that."""
+    code = ("import sys, minicnn, minicnn.distributed, minicnn.train; "
+            "print(sorted(m for m in ('mpi4py', 'cupy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

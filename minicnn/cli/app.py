@@ -13,6 +13,7 @@ from rich.markup import escape
 from minicnn import __version__
 from minicnn.backend import DeviceError
 from minicnn.data import DataError
+from minicnn.distributed.communicator import DistributedUnavailable
 from minicnn.kernels.native import NativeBuildWarning
 from minicnn.plugin.manager import SlowPluginWarning, plugin_system
 from minicnn.plugin.registry import RegistryError
@@ -23,7 +24,7 @@ console = Console()
 errors = Console(stderr=True)
 
 # Errors that mean "you asked for something that does not exist here": exit code 2, like bad usage.
-_NOT_AVAILABLE = (RegistryError, DeviceError)
+_NOT_AVAILABLE = (RegistryError, DeviceError, DistributedUnavailable)
 
 
 class Failure:

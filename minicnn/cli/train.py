@@ -8,21 +8,27 @@ finished epoch saved, and prints the command that continues it.
 
 Under `--json`, everything but the final JSON object goes to stderr, so scripts read stdout whole.
 Paths are printed unwrapped (`soft_wrap`), so a run folder stays whole on its line when piped.
+
+`--distributed` makes this process one rank of a job an MPI launcher started (mpiexec, srun): every
+rank trains, rank 0 alone prints. An error every rank raised together (minicnn.distributed.agree)
+is printed once, by rank 0, and every rank exits with its code; one raised on a single rank is
+printed by that rank, naming it, and ends the job (abort_on_error). `--nproc N` starts such a job
+on this machine and waits for it (minicnn.cli.train_distributed, minicnn.distributed.launch).
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 
-from minicnn.cli import model_args
-from minicnn.cli.app import app, console, errors, fail, warn_about_plugin_problems
-from minicnn.cli.progress import DownloadBar, ProgressBars
+from minicnn.cli import model_args, train_distributed
+from minicnn.cli.app import app, console, errors, warn_about_plugin_problems
+from minicnn.cli.progress import DownloadBar
+from minicnn.distributed import launch
 from minicnn.train import RunFolder, TrainConfig, resume, train as run_training
 from minicnn.train.config import default
 
@@ -79,7 +85,7 @@ def _refuse_changes(run: str, given: dict, out: str | None) -> None:
                          "with another --out")
 
 
-def _interrupted(out, resuming: bool, bars: ProgressBars, epochs: int | None) -> None:
+def _interrupted(out, resuming: bool, bars, epochs: int | None) -> None:
     """What Ctrl-C leaves: the epoch the run keeps and the command that continues it."""
     if out is None or not (resuming or bars.started):
         errors.print("stopped (Ctrl-C) before training began: nothing was saved", highlight=False)
@@ -90,7 +96,7 @@ def _interrupted(out, resuming: bool, bars: ProgressBars, epochs: int | None) ->
         kept = "no epoch finished since the resume; the run keeps its last checkpoint"
     else:
         kept = "no epoch had finished, so the run starts again from epoch 1"
-    command = f"minicnn train --resume {shlex.quote(str(out))}" + (f" --epochs {epochs}" if epochs else "")
+    command = launch.resume_command(str(out), launch.nproc_of_launcher(), epochs)
     errors.print(f"stopped (Ctrl-C): {escape(kept)}. Continue it with:\n  {escape(command)}", highlight=False,
                  soft_wrap=True)
 
@@ -135,40 +141,58 @@ def train(
     resume_from: str = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint, with its settings."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the earlier run in --out (its files only)."),
     limit_train: int = typer.Option(default("limit_train"), "--limit-train", help="Train on the first N images only."),
+    sync_bn: bool = typer.Option(default("sync_bn"), "--sync-bn/--no-sync-bn",
+                                 help="With several ranks: batch-norm statistics over the whole batch, not each rank's part."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train on N processes of this machine (started with mpiexec; "
+                                                        "--batch-size stays the whole batch). See docs/distributed.md."),
+    distributed: bool = typer.Option(False, "--distributed", help="Be one rank of the job an MPI launcher started "
+                                                                  "(mpiexec -n N minicnn train ... --distributed; srun)."),
     as_json: bool = typer.Option(False, "--json", help="Progress on stderr; at the end one JSON object on stdout "
                                                        "(run_folder, dataset, epochs, test_accuracy, best_accuracy, seconds)."),
 ) -> None:
     """Train a model, evaluating on the test set and saving checkpoints after every epoch."""
     started = time.perf_counter()
     screen = errors if as_json else console
-    bars = ProgressBars(screen)
     given = _given(context)
     extend = epochs if resume_from and "epochs" in given else None
+    if nproc > 1:
+        train_distributed.start_ranks(context, nproc, distributed, screen, extend)
+    communicator = None
+    if distributed:
+        communicator = train_distributed.join_job(device)
+    else:
+        train_distributed.refuse_ranks_without_distributed()
+    lead = communicator is None or communicator.rank == 0
     config = None
-    with fail.on_error():
+    bars = train_distributed.RecordingBars(screen, lambda: resume_from or config.out)
+    with train_distributed.errors_of(communicator):
         try:
             settings = {  # the settings a run records and a resume keeps, by their TrainConfig names
                 "model": model, "dataset": dataset, "data_dir": _absolute(data_dir), "batch_size": batch_size,
                 "optimizer": optimizer, "lr": lr, "schedule": schedule, "weight_decay": weight_decay,
                 "augment": augment, "device": device, "seed": seed, "limit_train": limit_train,
-                "model_options": model_args.parse_model_args(model_arg),
+                "model_options": model_args.parse_model_args(model_arg), "sync_bn": sync_bn,
             }
             if resume_from:
                 if overwrite:
                     raise ValueError("--resume continues a run and --overwrite replaces one: pass one of them")
                 typed = {name: value for name, value in settings.items() if OPTION_OF.get(name, name) in given}
                 _refuse_changes(resume_from, typed, out if "out" in given else None)
-                result = resume(resume_from, callbacks=bars, progress=DownloadBar(screen), notify=_notify, epochs=extend)
+                result = resume(resume_from, callbacks=bars, progress=DownloadBar(screen), notify=_notify, epochs=extend,
+                                communicator=communicator)
             else:
                 config = TrainConfig(**settings, epochs=epochs, out=out)
                 result = run_training(config, callbacks=bars, progress=DownloadBar(screen), notify=_notify,
-                                      overwrite=overwrite)
+                                      overwrite=overwrite, communicator=communicator)
         except KeyboardInterrupt:
             bars.stop()
-            _interrupted(resume_from or (config.out if config else None), bool(resume_from), bars, extend)
+            if lead:
+                _interrupted(resume_from or (config.out if config else None), bool(resume_from), bars, extend)
             raise typer.Exit(130) from None
         finally:
             bars.stop()
+    if not lead:
+        return
     seconds = time.perf_counter() - started
     if as_json:
         typer.echo(json.dumps(_summary(result, seconds)))

@@ -4,6 +4,11 @@ reproducibly per (seed, epoch).
 Epoch e's order comes from `numpy.random.default_rng([seed, e])` and the transform randomness of its
 batch b from `default_rng([seed, e, b])`, so every batch is a function of (seed, epoch, batch index)
 alone: a run resumed at epoch e (`loader.set_epoch(e)`) sees exactly the batches it would have seen.
+
+In data-parallel training every rank makes the same loader with its `part=(rank, ranks)`: batches
+stay the whole job's ("global") batches of one shared order, and each rank takes its contiguous
+slice of each (`numpy.array_split`), so R ranks together see what one process sees, in the same
+order. Augmentation is drawn per rank, from `default_rng([seed, e, b, rank])`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ class DataLoader:
     give two different shuffles. To resume, call `set_epoch(e)` (as with PyTorch's
     DistributedSampler) before iterating.
 
+    part: `(rank, ranks)`, this process's share of every batch in data-parallel training (see the
+    module's docstring); `batch_size` and `len(loader)` stay the whole job's. A rank's slice of a
+    final batch smaller than `ranks` may be empty.
+
     as_tensors: yield `(Tensor, Tensor)` on `device` (default "cpu") instead of NumPy arrays, the
     same values and dtypes, for a training loop written PyTorch's way. NumPy arrays stay the default
     because minicnn's trainer and transforms work on arrays; the device is checked when the loader
@@ -47,7 +56,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed: int | None = None, *, as_tensors: bool = False, device=None):
+                 seed: int | None = None, *, as_tensors: bool = False, device=None, part: tuple[int, int] = (0, 1)):
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size}")
         if device is not None and not as_tensors:
@@ -63,6 +72,10 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.seed = int(random_generator().integers(2**63)) if seed is None else int(seed)
         self.epoch = 0
+        rank, ranks = part
+        if not 0 <= rank < ranks:
+            raise ValueError(f"DataLoader: part must be (rank, ranks) with 0 <= rank < ranks, got {part!r}")
+        self.part = (int(rank), int(ranks))
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration produce epoch `epoch` (counting from 0)."""
@@ -72,6 +85,11 @@ class DataLoader:
         """Batches per epoch."""
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batch_size_of(self, batch: int) -> int:
+        """How many images batch `batch` (counting from 0) holds across all parts: batch_size but
+        for a final, smaller one."""
+        return min(self.batch_size, len(self.dataset) - batch * self.batch_size)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample indices of one epoch, in the order they are batched."""
@@ -86,11 +104,15 @@ class DataLoader:
     def _batches(self, epoch: int):
         order = self.order(epoch)
         transform = getattr(self.dataset, "transform", None)
+        rank, ranks = self.part
         for b in range(len(self)):
             indices = order[b * self.batch_size:(b + 1) * self.batch_size]
+            key = [self.seed, epoch, b]
+            if ranks > 1:
+                indices, key = np.array_split(indices, ranks)[rank], key + [rank]
             images, labels = self._fetch(indices, contiguous=not self.shuffle)
             if transform is not None:
-                images = transform(images, np.random.default_rng([self.seed, epoch, b]))
+                images = transform(images, np.random.default_rng(key))
             if self.as_tensors:
                 images = Tensor(backend.to_device(images, self.device))
                 labels = Tensor(backend.to_device(labels.astype(np.int64, copy=False), self.device))
@@ -112,5 +134,6 @@ class DataLoader:
 
     def __repr__(self) -> str:
         tensors = f", as_tensors=True, device='{self.device}'" if self.as_tensors else ""
+        tensors += f", part={self.part}" if self.part[1] > 1 else ""
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch}{tensors})")

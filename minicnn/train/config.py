@@ -53,6 +53,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     normalize: bool = True           # per-channel mean and std of the training images; False: as given
     python_objects: dict = field(default_factory=dict)  # what mc.fit was given as objects (docstring)
+    sync_bn: bool = False            # distributed runs: batch-norm statistics over the global batch
 
     def __post_init__(self):
         self.validate()
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"model_options must be a dict of keyword arguments, got {self.model_options!r}")
         if not isinstance(self.normalize, bool):
             raise ValueError(f"normalize must be True or False, got {self.normalize!r}")
+        if not isinstance(self.sync_bn, bool):
+            raise ValueError(f"sync_bn must be True or False, got {self.sync_bn!r}")
         if not isinstance(self.python_objects, dict):
             raise ValueError(f"python_objects must be a dict, got {self.python_objects!r}")
         backend.device(self.device)

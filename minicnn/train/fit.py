@@ -15,10 +15,16 @@ Without `out` nothing is written: the model object is the result. With `out`, th
 the one `minicnn train` writes; the CLI can rebuild the model from its checkpoints when it is what
 `mc.create_model(name, ...)` built (same weights' names and shapes), and otherwise refuses,
 saying to load the weights in Python. `resume=RUN` continues a run with the model object given.
+
+`distributed=True` makes this call one rank of a data-parallel job started by mpiexec (every rank
+runs the same script): see minicnn.train.run and docs/distributed.md. The model is built by every
+rank; rank 0's weights are given to all, rank 0 alone writes `out`, and every rank returns the same
+history. An error on one rank alone ends the job (minicnn.distributed.abort_on_error).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict
 from types import SimpleNamespace
@@ -34,13 +40,14 @@ from minicnn.train.compatibility import check_model_fits
 from minicnn.train.config import TrainConfig, default
 from minicnn.train.fit_data import GivenData, given_data
 from minicnn.train.progress import TextProgress
-from minicnn.train.run import (EVAL_BATCH_SIZE, build_optimizer, channel_statistics, evaluation_transform, is_unit,
+from minicnn.train.ranks import Ranks
+from minicnn.train.run import (EVAL_BATCH_SIZE, _claim, _start_together, build_optimizer, channel_statistics, evaluation_transform, is_unit,
                                training_transform, unit_statistics)
 from minicnn.train.run_folder import RunFolder
 from minicnn.train.trainer import Trainer, evaluate as evaluate_batches
 
 SETTINGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "augment", "seed",
-            "normalize")
+            "normalize", "sync_bn")
 
 
 class Default:
@@ -58,8 +65,8 @@ def fit(model: Module, train, test=None, *, epochs: int = Default("epochs"), bat
         optimizer: str = Default("optimizer"), lr: float | None = Default("lr"), momentum: float = Default("momentum"),
         weight_decay: float = Default("weight_decay"), schedule: str = Default("schedule"),
         augment: bool = Default("augment"), device: str | None = None, seed: int | None = Default("seed"),
-        normalize: bool = Default("normalize"), out=None, resume=None, overwrite: bool = False,
-        progress: bool = True) -> list[dict]:
+        normalize: bool = Default("normalize"), sync_bn: bool = Default("sync_bn"), out=None, resume=None,
+        overwrite: bool = False, progress: bool = True, distributed: bool = False) -> list[dict]:
     """Train `model` (in place) on `train`, testing on `test` after every epoch; returns the history:
     one dict per epoch this call ran, with the keys of the run folder's metrics.jsonl.
 
@@ -73,6 +80,9 @@ def fit(model: Module, train, test=None, *, epochs: int = Default("epochs"), bat
     there); None writes nothing. resume: a run folder to continue with this model (its weights
     must have the checkpoint's names and shapes); the run fixes every setting, and epochs may
     extend it. progress: a line per epoch on stderr (and a live line on a terminal).
+    distributed: train as one rank of the job mpiexec started (see the module's docstring); sync_bn:
+    then batch-norm statistics over the whole job's batch (the model's BatchNorm layers are replaced
+    in place by SyncBatchNorm).
 
     Raises ValueError naming the argument for a setting or data that cannot work, TypeError for a
     model or data of another kind, and the loop's NonFiniteLossError when training diverges.
@@ -84,19 +94,25 @@ def fit(model: Module, train, test=None, *, epochs: int = Default("epochs"), bat
         raise ValueError("give out= for a new run or resume= to continue one, not both")
     given = {name: value for name, value in locals().items() if name in SETTINGS and not isinstance(value, Default)}
     settings.configure()
-    if resume is not None:
-        return _resume(model, train, test, RunFolder(resume), given, device, progress)
-    config = TrainConfig(model=type(model).__name__, out=None if out is None else str(out), **given)
-    if config.seed is None:
-        config.seed = int(np.random.SeedSequence().entropy % 2**31)
-    if out is None:
-        return _trainer(model, train, test, config, device, progress, None).fit(config.epochs)
-    folder = RunFolder(out)
-    folder.check_new(overwrite)  # a folder that cannot be used is refused before any data is read
-    trainer = _trainer(model, train, test, config, device, progress, folder)
-    with folder.claim_new(overwrite):
-        folder.start(config)
-        return trainer.fit(config.epochs)
+    ranks = Ranks(_world(distributed, device, model))
+    with _stop_every_rank_on_error(ranks):
+        if resume is not None:
+            return _resume(model, train, test, RunFolder(resume), given, device, progress, ranks)
+        config = ranks.together(TrainConfig, model=type(model).__name__, out=None if out is None else str(out), **given)
+        ranks.same("settings", asdict(config))
+        if config.seed is None:
+            config.seed = int(np.random.SeedSequence().entropy % 2**31)
+        config.seed = ranks.from_lead(config.seed)
+        folder = RunFolder(out) if out is not None and ranks.lead else None
+        if folder is not None:  # a folder that cannot be used is refused before any data is read
+            ranks.together(folder.check_new, overwrite)
+        else:
+            ranks.together(lambda: None)
+        trainer = ranks.together(_trainer, model, train, test, config, device, progress, folder, None, ranks)
+        _start_together(ranks, trainer)
+        with contextlib.ExitStack() as lock:
+            ranks.together(_claim, lock, folder, config, overwrite)
+            return trainer.fit(config.epochs)
 
 
 def evaluate(model: Module, data, batch_size: int = EVAL_BATCH_SIZE) -> dict:
@@ -115,45 +131,79 @@ def evaluate(model: Module, data, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     return {"loss": loss, "accuracy": accuracy}
 
 
-def _resume(model: Module, train, test, folder: RunFolder, given: dict, device, progress: bool) -> list[dict]:
-    """Continue the run in `folder` from its last checkpoint with the caller's model and data.
+def _resume(model: Module, train, test, folder: RunFolder, given: dict, device, progress: bool,
+            ranks: Ranks) -> list[dict]:
+    """Continue the run in `folder` from its last checkpoint with the caller's model and data (rank 0
+    reads the run and hands it to the other ranks).
 
     The run fixes its settings: one given with another value than the run's is refused, except
     epochs, which may extend the run (otherwise the epochs of its last checkpoint's settings).
     """
+    with contextlib.ExitStack() as lock:
+        found = ranks.together(_open_run, lock, model, folder, given) if ranks.lead else ranks.together(lambda: None)
+        config, checkpoint = ranks.from_lead(found)
+        statistics = checkpoint.meta["normalize"] if checkpoint is not None else None
+        trainer = ranks.together(_trainer, model, train, test, config, device, progress, folder if ranks.lead else None,
+                                 statistics, ranks)
+        _start_together(ranks, trainer)
+        if checkpoint is not None:
+            trainer.restore(checkpoint)
+        if ranks.lead:
+            folder.truncate_metrics(checkpoint)
+        return trainer.fit(config.epochs)
+
+
+def _open_run(lock: contextlib.ExitStack, model: Module, folder: RunFolder, given: dict):
+    """(settings, last checkpoint or None) of the run in `folder`, locked for the run's life (held by
+    `lock`), with epochs extended as given; refuses other settings and a model of other weights."""
     config = folder.read_config()  # before the lock: a folder that is not a run's is left untouched
     for name, value in given.items():
         if name != "epochs" and value != getattr(config, name):
             raise ValueError(f"{name}: the run in {folder.path} has {name}={getattr(config, name)!r}, which a resume "
                              f"keeps; leave {name} out (only epochs may change, to extend the run)")
     config.out = str(folder.path)
-    with folder.claim_existing():
-        checkpoint = folder.last_checkpoint()
-        if checkpoint is not None:
-            config.epochs = given.get("epochs", checkpoint.meta["config"]["epochs"])
-            config.validate()
-            _check_resumable(model, checkpoint, folder, config)
-        elif "epochs" in given:
-            config.epochs = given["epochs"]
-            config.validate()
-        statistics = checkpoint.meta["normalize"] if checkpoint is not None else None
-        trainer = _trainer(model, train, test, config, device, progress, folder, statistics)
-        if checkpoint is not None:
-            trainer.restore(checkpoint)
-        folder.truncate_metrics(checkpoint)
-        return trainer.fit(config.epochs)
+    lock.enter_context(folder.claim_existing())
+    checkpoint = folder.last_checkpoint()
+    if checkpoint is not None:
+        config.epochs = given.get("epochs", checkpoint.meta["config"]["epochs"])
+        config.validate()
+        _check_resumable(model, checkpoint, folder, config)
+    elif "epochs" in given:
+        config.epochs = given["epochs"]
+        config.validate()
+    return config, checkpoint
+
+
+def _world(distributed: bool, device, model: Module):
+    """The job's communicator when `distributed`, else None (mpi4py is imported only then)."""
+    if not distributed:
+        return None
+    from minicnn.distributed import require_mpi4py, world
+
+    require_mpi4py()
+    return world(device if device is not None else _device_of(model))
+
+
+def _stop_every_rank_on_error(ranks: Ranks):
+    """In a job, an error on this rank alone ends every rank (minicnn.distributed.abort_on_error)."""
+    if ranks.communicator is None:
+        return contextlib.nullcontext()
+    from minicnn.distributed import abort_on_error
+
+    return abort_on_error(ranks.communicator)
 
 
 def _trainer(model: Module, train, test, config: TrainConfig, device, progress: bool, folder: RunFolder | None,
-             resumed_statistics: dict | None = None) -> Trainer:
+             resumed_statistics: dict | None = None, ranks: Ranks = Ranks()) -> Trainer:
     """The loop over the caller's model and data, with what `minicnn train` would record.
-    resumed_statistics: the normalisation of the checkpoint a resume continues from."""
+    resumed_statistics: the normalisation of the checkpoint a resume continues from. In a job, this
+    rank's part (no collective here: see minicnn.train.ranks); `folder` is the lead's."""
     train_data = given_data(train, "train", "train")
     if test is None and train_data.name is not None:
         test = train_data.name
     test_data = given_data(test, "test", "test", train_data.classes) if test is not None else None
     _check_data(train_data, test_data, config)
-    target = backend.device(device if device is not None else _device_of(model))
+    target = ranks.device(device if device is not None else _device_of(model))
     if target.type == "cuda":
         backend.check_cuda_device(target).cuda.Device(target.index).use()
     reference = _registered_reference(model) if folder is not None else None
@@ -166,6 +216,8 @@ def _trainer(model: Module, train, test, config: TrainConfig, device, progress: 
         config.python_objects["model"] = f"{type(model).__module__}.{type(model).__qualname__}"
     config.device = str(target)
     backend.manual_seed(config.seed)
+    if config.sync_bn:
+        ranks.synchronized_batch_norm(model)
     model.to(target)
     check_model_fits(model, config.model, train_data.input_size, len(train_data.classes), train_data.name or "train")
     statistics = _statistics(train_data, config, resumed_statistics)
@@ -184,10 +236,10 @@ def _trainer(model: Module, train, test, config: TrainConfig, device, progress: 
     train_transform = training_transform(train_data.input_size, config.augment, statistics)
     return Trainer(
         model, optimizer,
-        train_data.batches(config.batch_size, train_transform, shuffle=True, seed=config.seed),
-        None if test_data is None else test_data.batches(EVAL_BATCH_SIZE, evaluation_transform(statistics)),
+        train_data.batches(config.batch_size, train_transform, shuffle=True, seed=config.seed, part=ranks.part),
+        None if test_data is None else test_data.batches(EVAL_BATCH_SIZE, evaluation_transform(statistics), part=ranks.part),
         folder.path if folder is not None else None, scheduler=scheduler, device=target, meta=meta,
-        callbacks=TextProgress() if progress else None,
+        callbacks=TextProgress() if progress and ranks.lead else None, communicator=ranks.communicator,
     )
 
 

@@ -59,13 +59,19 @@ class GivenData:
             return data.ArrayDataset(self.dataset.images, self.dataset.labels, self.dataset.classes, transform)
         return TransformedDataset(self.dataset, transform)
 
-    def batches(self, batch_size: int, transform=None, shuffle: bool = False, seed: int | None = None):
+    def batches(self, batch_size: int, transform=None, shuffle: bool = False, seed: int | None = None,
+                part: tuple[int, int] = (0, 1)):
         """The caller's DataLoader as given, or one over the dataset: with `transform` added when the
-        data is adjustable, as given when not."""
+        data is adjustable, as given when not; `part`: this rank's share of each batch (DataLoader).
+        A given DataLoader must have been made with that part."""
         if self.loader is not None:
+            if tuple(getattr(self.loader, "part", (0, 1))) != tuple(part):
+                raise ValueError(f"a DataLoader given to fit(distributed=True) must be made with part={tuple(part)} "
+                                 "(this rank's share of each batch: DataLoader(..., part=(rank, ranks))); or give "
+                                 "fit the arrays or dataset, which it splits between the ranks itself")
             return self.loader
         dataset = self.with_transform(transform) if self.adjustable else self.dataset
-        return data.DataLoader(dataset, batch_size, shuffle=shuffle, seed=seed)
+        return data.DataLoader(dataset, batch_size, shuffle=shuffle, seed=seed, part=part)
 
 
 class TransformedDataset(Dataset):

@@ -4,10 +4,16 @@
 a stopped run from its `last` checkpoint (`minicnn.inference` uses a finished one). The model comes
 from `resolve_model`, the optimizer and schedule from their registries; the run folder (`RunFolder`)
 is locked for the run's life, and a new run goes only where it replaces nothing but an earlier run.
+
+Given a `communicator` of several ranks (minicnn.distributed), every rank calls the same function
+with the same settings and trains its part of each batch (see minicnn.train.trainer); `Ranks`
+says where ranks differ: rank 0 alone reads and writes the run folder and reports, setup failures
+stop every rank, and ranks started with different settings, data or models are refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +28,7 @@ from minicnn.tools.spec import build_model
 from minicnn.train.compatibility import check_model_fits
 from minicnn.train.config import TrainConfig
 from minicnn.train.models import reference_kind, resolve_model
+from minicnn.train.ranks import Ranks, data_description
 from minicnn.train.run_folder import RunFolder
 from minicnn.train.trainer import Callbacks, Trainer
 
@@ -125,11 +132,13 @@ def channel_statistics(dataset, chunk: int = 1024) -> dict:
     return {"mean": mean.tolist(), "std": (np.sqrt(squares / count) + 1e-8).tolist()}
 
 
-def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, normalize: dict | None = None):
+def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, normalize: dict | None = None,
+             ranks: Ranks = Ranks()):
     """Everything a run needs, built from its configuration (also when resuming, with the
-    checkpoint's `normalize` statistics rather than a second pass over the training set)."""
+    checkpoint's `normalize` statistics rather than a second pass over the training set); in a
+    job, this rank's part of it (no collective here: see minicnn.train.ranks)."""
     config.validate()
-    target = backend.device(config.device)
+    target = ranks.device(config.device)
     if target.type == "cuda":  # CuPy allocates on the current device: make it the run's (cuda:N)
         backend.check_cuda_device(target).cuda.Device(target.index).use()
     train_set, test_set, dataset_name, fallback = _datasets(config, progress, notify)
@@ -147,6 +156,8 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, n
     backend.manual_seed(config.seed)
     fit = {"num_classes": train_set.num_classes, "in_channels": train_set.input_size[0], **config.model_options}
     model, model_meta = resolve_model(config.model, accept=TRAINABLE, defaults=fit)
+    if config.sync_bn:
+        model = ranks.synchronized_batch_norm(model)
     nn.fuse_conv_relu(model)
     model.to(target)
     check_model_fits(model, config.model, train_set.input_size, train_set.num_classes, dataset_name)
@@ -157,60 +168,105 @@ def _prepare(config: TrainConfig, progress=None, notify=print, callbacks=None, n
     }
     trainer = Trainer(
         model, optimizer,
-        data.DataLoader(train_set, config.batch_size, shuffle=True, seed=config.seed),
-        data.DataLoader(test_set, EVAL_BATCH_SIZE),
-        config.out, scheduler=scheduler, device=target, meta=meta, callbacks=callbacks,
+        data.DataLoader(train_set, config.batch_size, shuffle=True, seed=config.seed, part=ranks.part),
+        data.DataLoader(test_set, EVAL_BATCH_SIZE, part=ranks.part),
+        config.out if ranks.lead else None, scheduler=scheduler, device=target, meta=meta, callbacks=callbacks,
+        communicator=ranks.communicator,
     )
     return trainer, dataset_name, fallback
 
 
 def train(config: TrainConfig, callbacks: Callbacks | None = None, progress=None, notify=print,
-          overwrite: bool = False) -> RunResult:
+          overwrite: bool = False, communicator=None) -> RunResult:
     """Run a training from scratch into config.out: a new or empty folder, or with `overwrite` one
-    holding an earlier run, whose files are replaced (see minicnn.train.run_folder)."""
+    holding an earlier run, whose files are replaced (see minicnn.train.run_folder). With a
+    `communicator`, as one rank of a data-parallel job (see the module's docstring)."""
     settings.configure()
+    ranks = Ranks(communicator)
+    callbacks, progress, notify = ranks.reporters(callbacks, progress, notify)
+    ranks.same("settings", {key: value for key, value in asdict(config).items() if key != "data_dir"})
+    ranks.together(_check_new, config, overwrite, ranks.lead)
+    config.seed = ranks.from_lead(config.seed)
+    trainer, dataset_name, fallback = ranks.together(_prepare, config, progress, notify, callbacks, ranks=ranks)
+    config.out = ranks.from_lead(config.out)
+    _start_together(ranks, trainer)
+    with contextlib.ExitStack() as lock:
+        ranks.together(_claim, lock, trainer.run_folder, config, overwrite)
+        history = trainer.fit(config.epochs)
+    return _result(trainer, history, dataset_name, fallback, config.out)
+
+
+def _check_new(config: TrainConfig, overwrite: bool, lead: bool) -> None:
+    """Refuse, before any data is read, a run folder that cannot be used (the lead's) and a model
+    that is not there; draw the seed when none was given (the lead's is the job's)."""
     if config.seed is None:
         config.seed = int(np.random.SeedSequence().entropy % 2**31)
-    if config.out is not None:  # a folder that cannot be used is refused before any data is read
+    if config.out is not None and lead:
         RunFolder(config.out).check_new(overwrite)
     _check_model(config.model)
-    trainer, dataset_name, fallback = _prepare(config, progress, notify, callbacks)
-    with trainer.run_folder.claim_new(overwrite):
-        trainer.run_folder.start(config)
-        history = trainer.fit(config.epochs)
-    return _result(trainer, history, dataset_name, fallback)
 
 
-def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=print, epochs: int | None = None) -> RunResult:
-    """Continue a run from run_dir/last.npz to its configured number of epochs (or `epochs`); a run
-    stopped before its first checkpoint starts again from epoch 1, with its seed."""
+def _start_together(ranks: Ranks, trainer: Trainer) -> None:
+    """Refuse ranks that read other data or built other models; give every rank rank 0's weights."""
+    test = trainer.test_loader.dataset if trainer.test_loader is not None else None
+    ranks.same("data", data_description(trainer.train_loader.dataset, test))
+    ranks.start(trainer.model)
+
+
+def _claim(lock: contextlib.ExitStack, folder: RunFolder | None, config: TrainConfig, overwrite: bool) -> None:
+    """Lock a new run's folder for the run's life (held by `lock`) and record its settings (the lead's)."""
+    if folder is not None:
+        lock.enter_context(folder.claim_new(overwrite))
+        folder.start(config)
+
+
+def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=print, epochs: int | None = None,
+           communicator=None) -> RunResult:
+    """Continue a run from its last checkpoint to its configured number of epochs (or `epochs`); a run
+    stopped before its first checkpoint starts again from epoch 1, with its seed. With a
+    `communicator`, as one rank of a job of any size: rank 0 reads the run and hands it to the others."""
     settings.configure()
+    ranks = Ranks(communicator)
+    callbacks, progress, notify = ranks.reporters(callbacks, progress, notify)
     folder = RunFolder(run_dir)
-    config = folder.read_config()  # before the lock: a folder that is not a run's is left untouched
-    if config.python_objects:
-        given = ", ".join(f"{role}: {what}" for role, what in config.python_objects.items())
-        raise ValueError(f"{folder.path} was trained with mc.fit on Python objects ({given}), which only "
-                         f"Python can give again: resume it with mc.fit(model, train, test, resume=\"{folder.path}\")")
-    with folder.claim_existing():
-        config.out = str(folder.path)
-        if epochs is not None:
-            config.epochs = epochs
-        checkpoint = folder.last_checkpoint()
+    with contextlib.ExitStack() as lock:
+        found = ranks.together(_open_run, lock, folder, epochs) if ranks.lead else ranks.together(lambda: None)
+        config, checkpoint = ranks.from_lead(found)
         done = int(checkpoint.meta["epoch"]) if checkpoint is not None else 0
-        if epochs is not None and epochs < done:
-            raise ValueError(f"epochs (--epochs) {epochs} is fewer than the {done} that {folder.path} has done: "
-                             f"give {done} or more to extend it")
         if checkpoint is None:
             notify(f"{folder.path} has no checkpoint yet (the run stopped during its first epoch): starting again from epoch 1")
         else:
             notify(f"resuming {folder.path} from epoch {done} of {config.epochs}")
         normalize = checkpoint.meta.get("normalize") if checkpoint else None
-        trainer, dataset_name, _ = _prepare(config, progress, notify, callbacks, normalize)
+        trainer, dataset_name, _ = ranks.together(_prepare, config, progress, notify, callbacks, normalize, ranks)
+        _start_together(ranks, trainer)
         if checkpoint is not None:
             trainer.restore(checkpoint)
-        folder.truncate_metrics(checkpoint)
+        if ranks.lead:
+            folder.truncate_metrics(checkpoint)
         history = trainer.fit(config.epochs)
-    return _result(trainer, history, dataset_name)
+    return _result(trainer, history, dataset_name, out=config.out)
+
+
+def _open_run(lock: contextlib.ExitStack, folder: RunFolder, epochs: int | None):
+    """(settings, last checkpoint or None) of the run in `folder`, locked for the run's life (held by
+    `lock`), its epochs extended to `epochs`; refuses a run that only Python can continue, or fewer
+    epochs than it has done."""
+    config = folder.read_config()  # before the lock: a folder that is not a run's is left untouched
+    if config.python_objects:
+        given = ", ".join(f"{role}: {what}" for role, what in config.python_objects.items())
+        raise ValueError(f"{folder.path} was trained with mc.fit on Python objects ({given}), which only "
+                         f"Python can give again: resume it with mc.fit(model, train, test, resume=\"{folder.path}\")")
+    lock.enter_context(folder.claim_existing())
+    config.out = str(folder.path)
+    if epochs is not None:
+        config.epochs = epochs
+    checkpoint = folder.last_checkpoint()
+    done = int(checkpoint.meta["epoch"]) if checkpoint is not None else 0
+    if epochs is not None and epochs < done:
+        raise ValueError(f"epochs (--epochs) {epochs} is fewer than the {done} that {folder.path} has done: "
+                         f"give {done} or more to extend it")
+    return config, checkpoint
 
 
 def _check_model(reference: str) -> None:
@@ -222,6 +278,6 @@ def _check_model(reference: str) -> None:
         model_entry(reference)
 
 
-def _result(trainer: Trainer, history: list, dataset_name: str, fallback: str | None = None) -> RunResult:
+def _result(trainer: Trainer, history: list, dataset_name: str, fallback: str | None = None, out: str = "") -> RunResult:
     best = trainer.best_accuracy if trainer.epoch else None
-    return RunResult(trainer.run_folder.path, history, dataset_name, fallback, best)
+    return RunResult(Path(out), history, dataset_name, fallback, best)

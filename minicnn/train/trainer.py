@@ -24,6 +24,16 @@ object is the result. Without a test set (`test_loader=None`) an epoch's metrics
 or test_accuracy and `best` is the latest epoch, as no other can be told better.
 
 The loop never prints: it reports through a `Callbacks` object (the CLI draws progress bars).
+
+Data-parallel (a `communicator` of several ranks, minicnn.distributed): every rank runs this loop on
+its part of each global batch (`DataLoader(part=...)`). A rank backpropagates its loss times
+n_rank / n_batch and the gradients are summed over the ranks, so each step is the step one process
+takes on the whole batch, also when the parts differ in size; a final batch with fewer images than
+ranks is skipped. The batches' losses and counts are summed over the ranks before they are read, so
+every rank sees the same metrics and a NaN loss stops every rank at the same batch. At an epoch's
+end the ranks' batch-norm running statistics (every floating-point buffer) are averaged; evaluation
+is split across the ranks and its sums added up. Dropout draws differ per rank: ranks other than 0
+reseed from (seed, epoch, rank) at each epoch. Only rank 0 is given a run folder and callbacks.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import numpy as np
 
 from minicnn import backend
 from minicnn.autograd import Tensor, no_grad
+from minicnn.distributed.gradients import all_reduce_gradients
 from minicnn.functional import cross_entropy
 from minicnn.train.checkpoint import first_non_finite
 from minicnn.train.run_folder import RunFolder
@@ -132,18 +143,36 @@ def batch_arrays(images, labels, device) -> tuple[Tensor, np.ndarray]:
     return Tensor(backend.to_device(images, device)), backend.to_numpy(labels)
 
 
-def evaluate(model, loader, device="cpu") -> tuple[float, float]:
+def evaluate(model, loader, device="cpu", communicator=None) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` over every batch of `loader`, in eval mode; the
-    metrics are read from the device once, at the end."""
+    metrics are read from the device once, at the end. With a `communicator`, each rank evaluates
+    its part of the batches (`loader.part`) and the result is the whole set's, on every rank."""
     stats, pending = EpochStats(), PendingBatches()
     with model.evaluating(), no_grad():
         for batch, (images, labels) in enumerate(loader, start=1):
+            if len(labels) == 0:  # this rank's part of a final batch smaller than the ranks
+                continue
             images, labels = batch_arrays(images, labels, device)
             logits = model(images)
             pending.add(batch, cross_entropy(logits, labels), logits, labels)
     for _, loss, correct, size in pending.read():
         stats.add(loss, correct, size)
+    if communicator is not None and communicator.size > 1:
+        totals = np.array([stats.loss_sum, stats.correct, stats.seen], dtype=np.float64)
+        communicator.all_reduce(totals)
+        stats = EpochStats(float(totals[0]), int(totals[1]), int(totals[2]))
     return stats.loss, stats.accuracy
+
+
+def summed_over_ranks(rows: list, communicator) -> list:
+    """`PendingBatches.read()` rows, (batch, mean loss, correct, size), of the whole job's batches:
+    every rank's parts added up (the rows themselves without a communicator of several ranks).
+    Every rank must pass rows for the same batches, as the training loop does."""
+    if communicator is None or communicator.size == 1 or not rows:
+        return rows
+    totals = np.array([[loss * size, correct, size] for _, loss, correct, size in rows], dtype=np.float64)
+    communicator.all_reduce(totals)
+    return [(batch, float(total / size), int(correct), int(size)) for (batch, *_), (total, correct, size) in zip(rows, totals)]
 
 
 class Trainer:
@@ -153,10 +182,13 @@ class Trainer:
     lock around `fit`). `meta` is stored in every checkpoint
     (what is needed to rebuild the model and its data later: names, classes, normalisation).
     `sync_every`: batches between reads of the loss and accuracy (see the module's docstring);
-    default 1 on the CPU, GPU_SYNC_EVERY on a GPU."""
+    default 1 on the CPU, GPU_SYNC_EVERY on a GPU.
+    `communicator`: the ranks of a data-parallel job (minicnn.distributed), None for one process;
+    the loaders are then each rank's `part` (see the module's docstring)."""
 
     def __init__(self, model, optimizer, train_loader, test_loader, out_dir, scheduler=None, device="cpu",
-                 meta: dict | None = None, callbacks: Callbacks | None = None, sync_every: int | None = None):
+                 meta: dict | None = None, callbacks: Callbacks | None = None, sync_every: int | None = None,
+                 communicator=None):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train_loader, self.test_loader = train_loader, test_loader
         self.run_folder = RunFolder(out_dir) if out_dir is not None else None
@@ -168,6 +200,7 @@ class Trainer:
         self.sync_every = sync_every
         self.meta = dict(meta or {})
         self.callbacks = callbacks or Callbacks()
+        self.communicator = communicator if communicator is not None and communicator.size > 1 else None
         self.epoch = 0
         self.best_accuracy = -1.0
         self.best_epoch = None
@@ -207,11 +240,16 @@ class Trainer:
         self.model.train()
         self.train_loader.set_epoch(epoch)
         self.callbacks.on_epoch_start(epoch, epochs, len(self.train_loader))
+        if self.communicator is not None and self.communicator.rank > 0:  # dropout: this rank's own draws
+            backend.manual_seed(int(np.random.SeedSequence([self.train_loader.seed, epoch, self.communicator.rank]).generate_state(1)[0]))
         stats, pending = EpochStats(), PendingBatches()
         batches = len(self.train_loader)
         lr = self.optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         for batch, (images, labels) in enumerate(self.train_loader, start=1):
+            share = self._share(batch, len(labels))
+            if share is None:
+                continue
             images, labels = batch_arrays(images, labels, self.device)
             logits = self.model(images)
             loss = cross_entropy(logits, labels)  # labels from the host: checked there, copied once
@@ -220,31 +258,64 @@ class Trainer:
             if read:
                 self._take(pending, stats, epoch)
             self.optimizer.zero_grad()
-            loss.backward()
+            (loss if share == 1 else loss * share).backward()
+            if self.communicator is not None:
+                all_reduce_gradients(self.model.parameters(), self.communicator)
             self.optimizer.step()
             if read:
                 self.callbacks.on_batch(epoch, batch, stats.loss, stats.accuracy, stats.seen / (time.perf_counter() - start))
+        self._take(pending, stats, epoch)  # batches left unread when the last one was skipped
+        if self.communicator is not None:
+            self._average_buffers()
         seconds = time.perf_counter() - start
         if self.scheduler is not None:
             self.scheduler.step()
         metrics = {"epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
         if self.test_loader is not None:
             self.callbacks.on_evaluate_start(epoch, len(self.test_loader))
-            metrics["test_loss"], metrics["test_accuracy"] = evaluate(self.model, self.test_loader, self.device)
+            metrics["test_loss"], metrics["test_accuracy"] = evaluate(
+                self.model, self.test_loader, self.device, communicator=self.communicator)
         metrics.update(seconds=seconds, images_per_second=stats.seen / seconds, lr=lr)
         self._save(metrics)
         self.callbacks.on_epoch_end(metrics)
         return metrics
 
+    def _share(self, batch: int, size: int) -> float | None:
+        """This rank's part of batch `batch`'s loss: its images over the whole batch's (1 in one process),
+        or None for a batch with fewer images than ranks, which every rank skips."""
+        if self.communicator is None:
+            return 1.0
+        whole = self.train_loader.batch_size_of(batch - 1)
+        return None if whole < self.communicator.size else size / whole
+
     def _take(self, pending: PendingBatches, stats: EpochStats, epoch: int) -> None:
-        """Add the pending batches to `stats`, stopping at the first whose loss is not finite."""
-        for batch, loss, correct, size in pending.read():
+        """Add the pending batches (summed over the ranks) to `stats`, stopping at the first whose
+        loss is not finite."""
+        for batch, loss, correct, size in summed_over_ranks(pending.read(), self.communicator):
             if not math.isfinite(loss):
-                raise NonFiniteLossError(
+                raise self._on_every_rank(NonFiniteLossError(
                     f"the loss became {loss} at epoch {epoch}, batch {batch}: training stopped. Lower the "
                     f"learning rate (--lr) or check the data; {self._kept()}"
-                )
+                ))
             stats.add(loss, correct, size)
+
+    def _average_buffers(self) -> None:
+        """Make every rank's floating-point buffers (batch norm's running statistics) their mean over ranks."""
+        for buffer in self.model.buffers():
+            if buffer is not None and buffer.data.dtype.kind == "f":
+                xp = backend.get_array_module(buffer.data)
+                total = xp.ascontiguousarray(buffer.data)
+                self.communicator.all_reduce(total)
+                buffer.data[...] = total / self.communicator.size
+
+    def _on_every_rank(self, error: Exception) -> Exception:
+        """`error`, marked as raised by every rank at once (their metrics and weights are the same), so
+        that no rank aborts the job over it."""
+        if self.communicator is not None:
+            from minicnn.distributed.guard import mark_raised_on_every_rank
+
+            mark_raised_on_every_rank(error)
+        return error
 
     def _kept(self) -> str:
         """What a stopped run leaves: the checkpoint of the last finished epoch, if any."""
@@ -260,10 +331,10 @@ class Trainer:
         model_state = self.model.state_dict()
         broken = first_non_finite(model_state)
         if broken is not None:
-            raise NonFiniteWeightsError(
+            raise self._on_every_rank(NonFiniteWeightsError(
                 f"'{broken}' became NaN or infinite during epoch {metrics['epoch']} (the loss was still finite): "
                 f"training stopped without saving it. Lower the learning rate (--lr); {self._kept()}"
-            )
+            ))
         self.epoch = metrics["epoch"]
         accuracy = metrics.get("test_accuracy")
         improved = accuracy is None or accuracy > self.best_accuracy

@@ -241,7 +241,7 @@ def test_the_train_options_default_to_the_config_s_defaults():
 
     options = {p.name: p.default for p in get_command(app).commands["train"].params}
     shared = [f.name for f in fields(TrainConfig) if f.name in options]
-    assert len(shared) == 14 and {name: options[name] for name in shared} == {name: default(name) for name in shared}
+    assert len(shared) == 15 and {name: options[name] for name in shared} == {name: default(name) for name in shared}
 
 
 def test_an_unknown_optimizer(tmp_path):
@@ -288,9 +288,9 @@ def test_the_summary_after_a_resume_gives_the_best_accuracy_of_the_whole_run(tmp
     import minicnn.train.trainer as trainer_module
 
     out = tmp_path / "run"
-    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device: (1.0, 0.9))
+    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device, communicator=None: (1.0, 0.9))
     assert short_run("--out", str(out)).exit_code == 0
-    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device: (1.0, 0.5))
+    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device, communicator=None: (1.0, 0.5))
     result = runner.invoke(app, ["train", "--resume", str(out), "--epochs", "2"])
     assert result.exit_code == 0, result.output
     assert flat("test accuracy 50.00% (best 90.00%)") in flat(result.output)

@@ -148,3 +148,36 @@ def test_tensor_batches_on_the_gpu():
     images, labels = next(iter(DataLoader(numbered(4), batch_size=4, as_tensors=True, device="cuda")))
     assert images.device == labels.device == mc.device("cuda:0") and labels.dtype == np.int64
     assert ids(images.numpy()) == [0, 1, 2, 3] and labels.numpy().tolist() == [0, 1, 2, 0]
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_the_parts_of_every_batch_put_together_are_the_whole_batch_in_order(ranks):
+    """Data-parallel ranks: each takes a contiguous slice (numpy.array_split) of each global batch of the
+    one shared shuffle, so the ranks together see what one loader sees; a part of a final batch
+    smaller than the ranks may be empty, and batch_size_of gives the whole batch's size."""
+    whole = DataLoader(numbered(23), batch_size=8, shuffle=True, seed=5)
+    parts = [DataLoader(numbered(23), batch_size=8, shuffle=True, seed=5, part=(rank, ranks)) for rank in range(ranks)]
+    for epoch in range(2):
+        expected = [ids(x) for x, _ in whole]
+        got = [[ids(x) for x, _ in part] for part in parts]
+        assert all(len(part) == len(whole) == 3 for part in parts)
+        for b, batch in enumerate(expected):
+            assert sum((got[rank][b] for rank in range(ranks)), []) == batch
+            sizes = [len(got[rank][b]) for rank in range(ranks)]
+            assert max(sizes) - min(sizes) <= 1 and sum(sizes) == whole.batch_size_of(b)
+    assert [whole.batch_size_of(b) for b in range(3)] == [8, 8, 7]
+
+
+def test_a_part_draws_its_own_augmentation_from_seed_epoch_batch_and_rank():
+    data = numbered(16, dtype=np.float32, transform=RandomHorizontalFlip())
+    data.images[:, 0, 0, :] = [0, 1, 2]
+    first, second = (next(iter(DataLoader(data, batch_size=16, seed=7, part=(rank, 2))))[0] for rank in range(2))
+    expected = [RandomHorizontalFlip()(data.images[8 * r:8 * r + 8].copy(), np.random.default_rng([7, 0, 0, r]))
+                for r in range(2)]
+    assert np.array_equal(first, expected[0]) and np.array_equal(second, expected[1])
+
+
+@pytest.mark.parametrize("part", [(2, 2), (-1, 2), (0, 0)])
+def test_a_part_that_is_no_rank_of_the_job_is_refused(part):
+    with pytest.raises(ValueError, match="part must be"):
+        DataLoader(numbered(10), batch_size=4, part=part)

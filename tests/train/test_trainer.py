@@ -68,7 +68,7 @@ def test_metrics_jsonl_has_a_line_per_epoch_with_every_key(tmp_path):
 
 def test_last_every_epoch_and_best_only_when_test_accuracy_improves(tmp_path, monkeypatch):
     accuracies = iter([0.5, 0.7, 0.6, 0.7, 0.9])
-    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device: (1.0, next(accuracies)))
+    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device, communicator=None: (1.0, next(accuracies)))
     seen = []
 
     class Watch(Callbacks):
@@ -86,7 +86,7 @@ def test_last_every_epoch_and_best_only_when_test_accuracy_improves(tmp_path, mo
 
 def test_best_is_written_before_last_so_last_commits_the_epoch(tmp_path, monkeypatch):
     accuracies = iter([0.5, 0.4])
-    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device: (1.0, next(accuracies)))
+    monkeypatch.setattr(trainer_module, "evaluate", lambda model, loader, device, communicator=None: (1.0, next(accuracies)))
     renamed, replace = [], os.replace
     monkeypatch.setattr(os, "replace", lambda source, target: (renamed.append(Path(target).name), replace(source, target)))
     make_trainer(tmp_path).fit(2)
