@@ -41,7 +41,7 @@ from minicnn.train.config import TrainConfig, default
 from minicnn.train.fit_data import GivenData, given_data
 from minicnn.train.progress import TextProgress
 from minicnn.train.ranks import Ranks
-from minicnn.train.run import (EVAL_BATCH_SIZE, _claim, _start_together, build_optimizer, channel_statistics, evaluation_transform, is_unit,
+from minicnn.train.run import (EVAL_BATCH_SIZE, build_optimizer, claim_run_folder, channel_statistics, evaluation_transform, is_unit,
                                training_transform, unit_statistics)
 from minicnn.train.run_folder import RunFolder
 from minicnn.train.trainer import Trainer, evaluate as evaluate_batches
@@ -104,14 +104,12 @@ def fit(model: Module, train, test=None, *, epochs: int = Default("epochs"), bat
             config.seed = int(np.random.SeedSequence().entropy % 2**31)
         config.seed = ranks.from_lead(config.seed)
         folder = RunFolder(out) if out is not None and ranks.lead else None
-        if folder is not None:  # a folder that cannot be used is refused before any data is read
-            ranks.together(folder.check_new, overwrite)
-        else:
-            ranks.together(lambda: None)
+        # a folder that cannot be used is refused before any data is read (the lead's; agreed by every rank)
+        ranks.together(lambda: folder is None or folder.check_new(overwrite))
         trainer = ranks.together(_trainer, model, train, test, config, device, progress, folder, None, ranks)
-        _start_together(ranks, trainer)
+        ranks.start(trainer)
         with contextlib.ExitStack() as lock:
-            ranks.together(_claim, lock, folder, config, overwrite)
+            ranks.together(claim_run_folder, lock, folder, config, overwrite)
             return trainer.fit(config.epochs)
 
 
@@ -140,12 +138,12 @@ def _resume(model: Module, train, test, folder: RunFolder, given: dict, device, 
     epochs, which may extend the run (otherwise the epochs of its last checkpoint's settings).
     """
     with contextlib.ExitStack() as lock:
-        found = ranks.together(_open_run, lock, model, folder, given) if ranks.lead else ranks.together(lambda: None)
+        found = ranks.lead_together(_open_run, lock, model, folder, given)
         config, checkpoint = ranks.from_lead(found)
         statistics = checkpoint.meta["normalize"] if checkpoint is not None else None
         trainer = ranks.together(_trainer, model, train, test, config, device, progress, folder if ranks.lead else None,
                                  statistics, ranks)
-        _start_together(ranks, trainer)
+        ranks.start(trainer)
         if checkpoint is not None:
             trainer.restore(checkpoint)
         if ranks.lead:

@@ -39,6 +39,11 @@ class Ranks:
 
         return agree(self.communicator, action, *args, **kwargs)
 
+    def lead_together(self, action, *args, **kwargs):
+        """`action(*args, **kwargs)` on rank 0 alone (its result there, None elsewhere), failing on every
+        rank when it failed (a step such as reading or locking the run folder, which the lead alone does)."""
+        return self.together(action if self.lead else _nothing, *args, **kwargs)
+
     def same(self, what: str, description: dict) -> None:
         """Refuse, on every rank, a job whose ranks' `description`s of `what` differ."""
         if self.communicator is not None:
@@ -65,14 +70,16 @@ class Ranks:
 
         return rank_device(requested, self.communicator)
 
-    def start(self, model) -> None:
-        """Check that every rank built the same model, then give every rank rank 0's weights."""
+    def start(self, trainer) -> None:
+        """Refuse ranks that read other data or built other models; give every rank rank 0's weights."""
         if self.communicator is None:
             return
         from minicnn.distributed import broadcast_parameters
 
-        self.same("models", {name: list(value.shape) for name, value in model.state_dict().items()})
-        broadcast_parameters(model, self.communicator)
+        test = trainer.test_loader.dataset if trainer.test_loader is not None else None
+        self.same("data", data_description(trainer.train_loader.dataset, test))
+        self.same("models", {name: list(value.shape) for name, value in trainer.model.state_dict().items()})
+        broadcast_parameters(trainer.model, self.communicator)
 
     def synchronized_batch_norm(self, model):
         """`model` with its batch-norm layers computing statistics over the whole job's batch."""
@@ -99,6 +106,10 @@ def _checksum(labels) -> int | None:
     if labels is None:
         return None
     return zlib.crc32(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+
+
+def _nothing(*args, **kwargs) -> None:
+    """What a rank other than the lead does in a step the lead alone takes."""
 
 
 def _silent(message: str) -> None:

@@ -28,7 +28,7 @@ from minicnn.tools.spec import build_model
 from minicnn.train.compatibility import check_model_fits
 from minicnn.train.config import TrainConfig
 from minicnn.train.models import reference_kind, resolve_model
-from minicnn.train.ranks import Ranks, data_description
+from minicnn.train.ranks import Ranks
 from minicnn.train.run_folder import RunFolder
 from minicnn.train.trainer import Callbacks, Trainer
 
@@ -189,9 +189,9 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None, progress=None
     config.seed = ranks.from_lead(config.seed)
     trainer, dataset_name, fallback = ranks.together(_prepare, config, progress, notify, callbacks, ranks=ranks)
     config.out = ranks.from_lead(config.out)
-    _start_together(ranks, trainer)
+    ranks.start(trainer)
     with contextlib.ExitStack() as lock:
-        ranks.together(_claim, lock, trainer.run_folder, config, overwrite)
+        ranks.together(claim_run_folder, lock, trainer.run_folder, config, overwrite)
         history = trainer.fit(config.epochs)
     return _result(trainer, history, dataset_name, fallback, config.out)
 
@@ -206,14 +206,7 @@ def _check_new(config: TrainConfig, overwrite: bool, lead: bool) -> None:
     _check_model(config.model)
 
 
-def _start_together(ranks: Ranks, trainer: Trainer) -> None:
-    """Refuse ranks that read other data or built other models; give every rank rank 0's weights."""
-    test = trainer.test_loader.dataset if trainer.test_loader is not None else None
-    ranks.same("data", data_description(trainer.train_loader.dataset, test))
-    ranks.start(trainer.model)
-
-
-def _claim(lock: contextlib.ExitStack, folder: RunFolder | None, config: TrainConfig, overwrite: bool) -> None:
+def claim_run_folder(lock: contextlib.ExitStack, folder: RunFolder | None, config: TrainConfig, overwrite: bool) -> None:
     """Lock a new run's folder for the run's life (held by `lock`) and record its settings (the lead's)."""
     if folder is not None:
         lock.enter_context(folder.claim_new(overwrite))
@@ -230,7 +223,7 @@ def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=pr
     callbacks, progress, notify = ranks.reporters(callbacks, progress, notify)
     folder = RunFolder(run_dir)
     with contextlib.ExitStack() as lock:
-        found = ranks.together(_open_run, lock, folder, epochs) if ranks.lead else ranks.together(lambda: None)
+        found = ranks.lead_together(_open_run, lock, folder, epochs)
         config, checkpoint = ranks.from_lead(found)
         done = int(checkpoint.meta["epoch"]) if checkpoint is not None else 0
         if checkpoint is None:
@@ -239,7 +232,7 @@ def resume(run_dir, callbacks: Callbacks | None = None, progress=None, notify=pr
             notify(f"resuming {folder.path} from epoch {done} of {config.epochs}")
         normalize = checkpoint.meta.get("normalize") if checkpoint else None
         trainer, dataset_name, _ = ranks.together(_prepare, config, progress, notify, callbacks, normalize, ranks)
-        _start_together(ranks, trainer)
+        ranks.start(trainer)
         if checkpoint is not None:
             trainer.restore(checkpoint)
         if ranks.lead:

@@ -44,6 +44,12 @@ class Job:
         return f"Job(returncode={self.returncode}, seconds={self.seconds:.1f})\n{self.stdout}\n{self.stderr}"
 
 
+@pytest.fixture(scope="session")
+def mpiexec() -> str:
+    """The path of mpiexec; the test skips where mpi4py or mpiexec is missing."""
+    return _mpiexec()
+
+
 def _mpiexec() -> str:
     pytest.importorskip("mpi4py")
     found = shutil.which("mpiexec")

@@ -4,7 +4,6 @@ scripts/d_killed_rank.py) and the line that reports it, and `run` passing a real
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,24 +87,16 @@ def test_the_launchers_rank_and_size_from_the_environment():
     assert (launch.launcher_rank({}), launch.launcher_size({})) == (0, None)
 
 
-def _mpiexec() -> str:
-    pytest.importorskip("mpi4py")
-    found = shutil.which("mpiexec")
-    if found is None:
-        pytest.skip("mpiexec is not on PATH (pip install mpich brings one)")
-    return found
-
-
 def _environment(folder: Path) -> dict:
     return {**os.environ, launch.LAUNCH_FOLDER_VARIABLE: str(folder), "MPIEXEC_TIMEOUT": "20"}
 
 
 @pytest.fixture(scope="module")
-def killed_job(tmp_path_factory):
+def killed_job(tmp_path_factory, mpiexec):
     """MPICH's own output of a job whose rank 1 killed itself with SIGKILL: (exit status, stdout bytes,
     rank 1's process id)."""
     folder = tmp_path_factory.mktemp("killed")
-    job = subprocess.run([_mpiexec(), "-n", "2", "-print-all-exitcodes", *KILLED], capture_output=True, timeout=20,
+    job = subprocess.run([mpiexec, "-n", "2", "-print-all-exitcodes", *KILLED], capture_output=True, timeout=20,
                          env=_environment(folder))
     return job.returncode, job.stdout, int((folder / "rank1.pid").read_text())
 
@@ -175,13 +166,13 @@ def test_the_stopped_line_names_rank_signal_and_the_command_that_continues():
     assert launch.resume_command("runs/a", 2, epochs=9) == "minicnn train --resume runs/a --epochs 9 --nproc 2"
 
 
-def test_run_passes_the_output_through_and_reports_the_killed_rank(tmp_path):
+def test_run_passes_the_output_through_and_reports_the_killed_rank(tmp_path, mpiexec):
     """A real job (rank 1 SIGKILLs itself, rank 0 ends within 10 s in any case): mpiexec's status,
     its output less the exit codes, and the stopped line naming rank 1 alone (mpiexec may kill rank 0
     too as it stops the job) and the run folder rank 0 recorded."""
     (tmp_path / "run-folder").write_text("runs/lenet5-digits\n")
     out, err = io.BytesIO(), io.BytesIO()
-    argv = [_mpiexec(), "-n", "2", "-print-all-exitcodes", *KILLED]
+    argv = [mpiexec, "-n", "2", "-print-all-exitcodes", *KILLED]
     code = launch.run(argv, _environment(tmp_path), tmp_path, 2, stdout=out, stderr=err)
     assert code == 9
     assert b"rank 0 ready" in out.getvalue() and b"Exit codes" not in out.getvalue()
